@@ -1,0 +1,443 @@
+"""The workshop gateway: MQTT in, decisions out, everything spooled and forwarded exactly once.
+
+Threads:
+- paho's network thread runs :meth:`Gateway._on_message`: validate, time-stamp, decide (badge
+  requests are answered from the in-memory authorization index before anything touches the
+  disk), then hand the records to the writer;
+- the writer commits records in batches (one transaction each) and only then acknowledges the
+  QoS 1 messages to the broker (paho manual ack): a crash before the commit means the broker
+  delivers them again, a crash after means they are already on disk;
+- the forwarder posts pending events to the server in batches, with backoff, and marks them
+  forwarded on acknowledgement; the server deduplicates on ``(source, boot, seq)``;
+- the syncer fetches the authorization snapshot and keeps the last one on disk;
+- the ticker runs idle timeouts, silent-node detection and lock-outs.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import logging
+import queue
+import socket
+import threading
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import httpx
+import paho.mqtt.client as mqtt
+
+from crp_common.clock import Clock, clock_from_spec
+from crp_common.contract import (
+    DOWNLINK, UPLINK, CommandMsg, ContractError, DecisionMsg, Kind, body_of, decode_uplink, encode,
+    gateway_status_topic, topic, uplink_filter,
+)
+from crp_common.events import GatewayKind
+from crp_common.rules import AuthIndex
+from crp_common.snapshot import Snapshot
+
+from .settings import GatewaySettings
+from .spool import SPOOL_RETENTION_MS, Spool, dumps
+from .stamping import Stamper, StampError
+from .tracker import Fact, Output, Tracker
+
+log = logging.getLogger("crp.gateway")
+
+WRITE_BATCH_MAX = 2000
+WRITE_WAIT_S = 0.02
+FORWARD_BATCH = 1000
+FORWARD_IDLE_S = 0.5
+FORWARD_RETRY_INITIAL_S = 0.5
+FORWARD_RETRY_MAX_S = 60.0
+HTTP_TIMEOUT_S = 10.0
+TICK_S = 0.2
+CHECKPOINT_EVERY_S = 2.0
+SNAPSHOT_RETRY_S = 5.0
+PRUNE_EVERY_S = 3600.0
+STATUS_EVERY_S = 1.0
+KEEPALIVE_S = 30
+
+# Kinds whose duplicates must be caught before they reach the tracker (they change state).
+STATEFUL_KINDS = tuple(k for k, spec in UPLINK.items() if not spec.telemetry)
+
+# Subscriptions are data: (topic filter template, QoS).
+SUBSCRIPTIONS: tuple[tuple[str, int], ...] = (("{uplink}", 1),)
+
+
+@dataclass
+class _Batch:
+    events: list[tuple] = field(default_factory=list)
+    dead: list[tuple] = field(default_factory=list)
+    acks: list[tuple[int, int]] = field(default_factory=list)
+    counters: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    checkpoint: str | None = None
+
+
+class Gateway:
+    def __init__(self, settings: GatewaySettings, clock: Clock | None = None):
+        self.s = settings
+        self.clock = clock or clock_from_spec(settings.clock)
+        self.site = settings.site
+        self.id = settings.gateway_id
+        self.spool = Spool(settings.data_dir / "gateway.db")
+        self.boot = self.spool.next_boot()
+        self.seq = 0
+        self.lock = threading.RLock()
+        self.q: queue.SimpleQueue = queue.SimpleQueue()
+        self.stop_event = threading.Event()
+        self.threads: list[threading.Thread] = []
+        self.stats: dict[str, int] = defaultdict(int)
+        self.server_reachable: bool | None = None
+        self.last_forward_ms: int | None = None
+        self._outage_logged = False
+
+        self.stamper = Stamper()
+        self.stamper.load(self.spool.anchors())
+        auth, tz, lang = None, settings.tz, settings.lang
+        raw = self.spool.get("snapshot")
+        if raw:
+            snap = Snapshot.model_validate_json(raw)
+            auth, tz, lang = AuthIndex.of(snap), snap.site.tz, snap.site.locale
+        self.snapshot_etag = self.spool.get("snapshot_etag")
+        self.tracker = Tracker(auth, tz=tz, lang=lang)
+        self._restore()
+
+        self.client = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2, client_id=f"crp-{self.id}", clean_session=False,
+            protocol=mqtt.MQTTv311, manual_ack=True,
+        )
+        self.client.username_pw_set(settings.mqtt_username, settings.mqtt_password)
+        self.client.will_set(gateway_status_topic(self.site, self.id),
+                             json.dumps({"v": 1, "state": "offline"}), qos=1, retain=True)
+        self.client.max_inflight_messages_set(100)
+        self.client.max_queued_messages_set(0)
+        self.client.on_connect = self._on_connect
+        self.client.on_disconnect = self._on_disconnect
+        self.client.on_message = self._on_message
+        self.http = httpx.Client(base_url=settings.server_url, timeout=HTTP_TIMEOUT_S,
+                                 headers={"X-API-Key": settings.gateway_api_key})
+
+    # ------------------------------------------------------------------ restore
+
+    def _restore(self) -> None:
+        """Rebuild the tracker: last checkpoint, then replay the spool rows written after it."""
+        upto = 0
+        raw = self.spool.get("checkpoint")
+        if raw:
+            self.tracker.load(json.loads(raw))
+            upto = int(self.spool.get("checkpoint_upto") or 0)
+        replayed = 0
+        for _id, source, boot, seq, kind, machine, t, body in self.spool.rows_after(upto):
+            b = json.loads(body)
+            if kind in UPLINK:
+                self.tracker.observe(kind, machine, source, boot, b, t)
+            else:
+                self.tracker.apply(Fact(kind, machine, t, b))
+            replayed += 1
+        since = self.clock.now_ms() - SPOOL_RETENTION_MS
+        self.recent: set[tuple[str, int, int]] = set(self.spool.keys_since(since, STATEFUL_KINDS))
+        log.info("gateway %s boot %d: restored state (checkpoint row %d, %d replayed)", self.id, self.boot,
+                 upto, replayed)
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> "Gateway":
+        self.s.data_dir.mkdir(parents=True, exist_ok=True)
+        with self.lock:
+            self._record(Output(facts=[Fact(GatewayKind.GATEWAY_START, None, self.clock.now_ms(),
+                                            {"version": "1", "cache_version": self.tracker.auth.version
+                                             if self.tracker.auth else None})]))
+        for name, target in (("writer", self._writer), ("forwarder", self._forwarder),
+                             ("syncer", self._syncer), ("ticker", self._ticker)):
+            th = threading.Thread(target=target, name=f"gw-{name}", daemon=True)
+            th.start()
+            self.threads.append(th)
+        self.client.connect_async(self.s.mqtt_host, self.s.mqtt_port, keepalive=KEEPALIVE_S)
+        self.client.loop_start()
+        return self
+
+    def stop(self) -> None:
+        try:
+            self.client.publish(gateway_status_topic(self.site, self.id),
+                                json.dumps({"v": 1, "state": "offline"}), qos=1, retain=True)
+            self.client.disconnect()
+        except Exception:  # noqa: BLE001 - best effort on the way out
+            pass
+        self.client.loop_stop()
+        self.stop_event.set()
+        with self.lock:
+            self.q.put(("checkpoint", dumps(self.tracker.to_dict())))
+        for th in self.threads:
+            th.join(timeout=10)
+        self.http.close()
+        self.spool.close()
+
+    def run_forever(self) -> None:
+        self.start()
+        try:
+            while True:
+                time.sleep(1)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            self.stop()
+
+    # ------------------------------------------------------------------ MQTT
+
+    def _on_connect(self, client: mqtt.Client, _ud: Any, _flags: Any, rc: Any, _props: Any = None) -> None:
+        if rc.is_failure:
+            log.warning("MQTT connection refused: %s", rc)
+            return
+        sock = client.socket()
+        if sock is not None:
+            try:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            except (OSError, AttributeError):
+                pass
+        with self.lock:
+            self.tracker.connected_since_ms = self.clock.now_ms()
+        subs = [(tpl.format(uplink=uplink_filter(self.site)), qos) for tpl, qos in SUBSCRIPTIONS]
+        client.subscribe(subs)
+        client.publish(gateway_status_topic(self.site, self.id),
+                       json.dumps({"v": 1, "state": "online", "boot": self.boot}), qos=1, retain=True)
+        log.info("gateway %s connected to MQTT %s:%s", self.id, self.s.mqtt_host, self.s.mqtt_port)
+
+    def _on_disconnect(self, _c: Any, _ud: Any, _flags: Any, rc: Any, _props: Any = None) -> None:
+        log.warning("MQTT disconnected (%s); paho reconnects", rc)
+
+    def _dead(self, msg: mqtt.MQTTMessage, now: int, reason: str, detail: str) -> None:
+        self.q.put(("dead", (now, msg.topic[:500], bytes(msg.payload[:65536]), reason, detail[:500]),
+                    (msg.mid, msg.qos)))
+
+    def _on_message(self, _c: Any, _ud: Any, msg: mqtt.MQTTMessage) -> None:
+        now = self.clock.now_ms()
+        try:
+            site, machine, kind, m = decode_uplink(msg.topic, msg.payload)
+        except ContractError as e:
+            self._dead(msg, now, e.reason, e.detail)
+            return
+        if site != self.site:
+            self._dead(msg, now, "wrong_site", site)
+            return
+        with self.lock:
+            auth = self.tracker.auth
+            if auth is not None:
+                sm = auth.machines.get(machine)
+                if sm is not None and sm.node and sm.node != m.node:
+                    self._dead(msg, now, "node_mismatch", f"{m.node} on {machine}, expected {sm.node}")
+                    return
+            key = (m.node, m.boot, m.seq)
+            if kind in STATEFUL_KINDS:
+                if key in self.recent:
+                    self.q.put(("dup", None, (msg.mid, msg.qos)))
+                    return
+            try:
+                t = self.stamper.stamp(m.node, m.boot, m.seq, m.up, now)
+            except StampError as e:
+                self._dead(msg, now, e.reason, e.detail)
+                return
+            if kind in STATEFUL_KINDS:
+                self.recent.add(key)
+            body = body_of(m)
+            skew = int(m.ts * 1000) - t if m.ts is not None else None
+            event = (m.node, m.boot, m.seq, kind, machine, t, dumps(body), skew, now)
+            out = self.tracker.observe(kind, machine, m.node, m.boot, body, t)
+            if kind == Kind.BADGE:
+                out.extend(self.tracker.badge(machine, m.node, m.boot, m.seq, m.uid, t))
+            self._publish(out)
+            self.q.put(("event", event, (msg.mid, msg.qos)))
+            self._record(out)
+
+    def _publish(self, out: Output) -> None:
+        for c in out.commands:
+            spec = DOWNLINK[c.downlink]
+            model = DecisionMsg if c.downlink == "decision" else CommandMsg
+            payload = encode(model(**{k: v for k, v in c.payload.items() if v is not None}))
+            self.client.publish(topic(self.site, c.machine, c.downlink), payload, qos=spec.qos, retain=spec.retain)
+
+    def _record(self, out: Output) -> None:
+        """Give the tracker's facts their gateway identity and queue them for the spool."""
+        now = self.clock.now_ms()
+        for f in out.facts:
+            self.seq += 1
+            self.q.put(("event", (self.id, self.boot, self.seq, str(f.kind), f.machine, f.t, dumps(f.body), None,
+                                  now), None))
+
+    # ------------------------------------------------------------------ writer
+
+    def _writer(self) -> None:
+        last_checkpoint = 0.0
+        while True:
+            try:
+                first = self.q.get(timeout=0.2)
+            except queue.Empty:
+                if self.stop_event.is_set():
+                    return
+                continue
+            items = [first]
+            deadline = time.monotonic() + WRITE_WAIT_S
+            while len(items) < WRITE_BATCH_MAX:
+                try:
+                    items.append(self.q.get(timeout=max(0.0, deadline - time.monotonic())))
+                except queue.Empty:
+                    break
+            b = _Batch()
+            for kind, rec, ack in items:
+                if kind == "event":
+                    b.events.append(rec)
+                elif kind == "dead":
+                    b.dead.append(rec)
+                    b.counters[f"dead:{rec[3]}"] += 1
+                elif kind == "dup":
+                    b.counters["duplicate"] += 1
+                elif kind == "checkpoint":
+                    b.checkpoint = rec
+                elif kind == "prune":
+                    self.spool.prune(rec)
+                if ack is not None and ack[1] > 0:
+                    b.acks.append(ack)
+            if b.checkpoint is None and time.monotonic() - last_checkpoint > CHECKPOINT_EVERY_S:
+                with self.lock:
+                    # Everything the tracker has seen is already in the queue before this point
+                    # or in this batch; a snapshot taken now covers it only if the queue is empty.
+                    if self.q.empty():
+                        b.checkpoint = dumps(self.tracker.to_dict())
+                        last_checkpoint = time.monotonic()
+            with self.lock:
+                anchors = self.stamper.take_dirty()
+            try:
+                inserted = self.spool.write(b.events, b.dead, anchors, dict(b.counters), b.checkpoint)
+            except Exception:  # noqa: BLE001
+                log.exception("spool write failed; not acknowledging, the broker will redeliver")
+                continue
+            self.stats["spooled"] += inserted
+            self.stats["duplicates"] += len(b.events) - inserted + b.counters.get("duplicate", 0)
+            self.stats["dead_letters"] += len(b.dead)
+            for mid, qos in b.acks:
+                try:
+                    self.client.ack(mid, qos)
+                except Exception:  # noqa: BLE001 - the broker redelivers on reconnect
+                    pass
+
+    # ------------------------------------------------------------------ forwarder
+
+    def _forwarder(self) -> None:
+        delay = FORWARD_RETRY_INITIAL_S
+        last_prune = 0.0
+        while not self.stop_event.is_set():
+            rows = self.spool.pending(FORWARD_BATCH)
+            if not rows:
+                if time.monotonic() - last_prune > PRUNE_EVERY_S:
+                    last_prune = time.monotonic()
+                    self.q.put(("prune", self.clock.now_ms() - SPOOL_RETENTION_MS, None))
+                self.stop_event.wait(FORWARD_IDLE_S)
+                continue
+            events = [{"source": r[1], "boot": r[2], "seq": r[3], "kind": r[4], "machine": r[5], "t": r[6],
+                       "body": json.loads(r[7]), **({"skew_ms": r[8]} if r[8] is not None else {})} for r in rows]
+            body = gzip.compress(json.dumps({"gateway": self.id, "site": self.site, "sent_at": self.clock.now_ms(),
+                                             "events": events}, separators=(",", ":")).encode())
+            try:
+                r = self.http.post("/api/v1/ingest", content=body,
+                                   headers={"Content-Encoding": "gzip", "Content-Type": "application/json"})
+                if r.status_code >= 500 or r.status_code in (401, 403, 404, 408, 429):
+                    raise httpx.HTTPStatusError(f"server answered {r.status_code}", request=r.request, response=r)
+                result = r.json() if r.status_code < 300 else {"rejected": [{"reason": r.text[:200]}]}
+            except (httpx.HTTPError, ValueError) as e:
+                if not self._outage_logged:
+                    log.warning("server unreachable (%s): spooling, will retry", e)
+                    self._outage_logged = True
+                self.server_reachable = False
+                self.stop_event.wait(delay)
+                delay = min(delay * 2, FORWARD_RETRY_MAX_S)
+                continue
+            if self._outage_logged:
+                log.info("server reachable again: forwarding %d+ spooled events", len(rows))
+                self._outage_logged = False
+            self.server_reachable = True
+            delay = FORWARD_RETRY_INITIAL_S
+            if r.status_code >= 400:
+                # A 4xx for the whole batch is a bug on one side: keep the events, count, retry later.
+                self.stats["forward_refused"] += 1
+                log.error("server refused a batch (%s): %s", r.status_code, r.text[:300])
+                self.stop_event.wait(FORWARD_RETRY_MAX_S)
+                continue
+            self.spool.mark_forwarded([row[0] for row in rows])
+            self.stats["forwarded"] += len(rows)
+            self.stats["server_duplicates"] += int(result.get("duplicates", 0))
+            self.stats["server_rejected"] += len(result.get("rejected", []))
+            self.last_forward_ms = self.clock.now_ms()
+
+    # ------------------------------------------------------------------ snapshot sync
+
+    def _syncer(self) -> None:
+        while not self.stop_event.is_set():
+            ok = self.sync_once()
+            self.stop_event.wait(self.s.snapshot_interval_s if ok else SNAPSHOT_RETRY_S)
+
+    def sync_once(self) -> bool:
+        headers = {"If-None-Match": self.snapshot_etag} if self.snapshot_etag else {}
+        try:
+            r = self.http.get("/api/v1/gateway/snapshot", headers=headers)
+        except httpx.HTTPError:
+            return False
+        if r.status_code == 304:
+            return True
+        if r.status_code != 200:
+            log.warning("snapshot refused: %s %s", r.status_code, r.text[:200])
+            return False
+        try:
+            snap = Snapshot.model_validate_json(r.content)
+        except ValueError as e:
+            log.error("snapshot does not validate: %s", e)
+            return False
+        etag = r.headers.get("ETag")
+        with self.lock:
+            self.spool.put("snapshot", r.text)
+            if etag:
+                self.spool.put("snapshot_etag", etag)
+            self.snapshot_etag = etag
+            self.tracker.tz = ZoneInfo(snap.site.tz)
+            self.tracker.lang = snap.site.locale
+            out = self.tracker.snapshot_changed(AuthIndex.of(snap), self.clock.now_ms())
+            self._record(out)
+        return True
+
+    # ------------------------------------------------------------------ ticker
+
+    def _ticker(self) -> None:
+        last_status = 0.0
+        while not self.stop_event.wait(TICK_S):
+            with self.lock:
+                out = self.tracker.tick(self.clock.now_ms())
+                if out.facts or out.commands:
+                    self._publish(out)
+                    self._record(out)
+            if time.monotonic() - last_status > STATUS_EVERY_S:
+                last_status = time.monotonic()
+                self._publish_status()
+
+    def _publish_status(self) -> None:
+        """Retained presence with what a supervisor needs: cache version, backlog, server link."""
+        with self.lock:
+            cache = self.tracker.auth.version if self.tracker.auth else None
+            open_sessions = sum(1 for m in self.tracker.machines.values() if m.session is not None)
+        status = {"v": 1, "state": "online", "boot": self.boot, "cache": cache,
+                  "pending": self.spool.pending_count() + self.q.qsize(), "open_sessions": open_sessions,
+                  "server": self.server_reachable}
+        self.client.publish(gateway_status_topic(self.site, self.id), json.dumps(status), qos=1, retain=True)
+
+    # ------------------------------------------------------------------ status
+
+    def status(self) -> dict[str, Any]:
+        with self.lock:
+            board = self.tracker.board()
+        return {"gateway": self.id, "boot": self.boot, "server_reachable": self.server_reachable,
+                "pending": self.spool.pending_count(), "stats": dict(self.stats),
+                "dead_letters": self.spool.dead_letter_counts(), "machines": board}
+
+    def drained(self) -> bool:
+        """True when nothing is waiting in memory or in the spool."""
+        return self.q.empty() and self.spool.pending_count() == 0
