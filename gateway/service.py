@@ -424,7 +424,7 @@ class Gateway:
         with self.lock:
             cache = self.tracker.auth.version if self.tracker.auth else None
             open_sessions = sum(1 for m in self.tracker.machines.values() if m.session is not None)
-        status = {"v": 1, "state": "online", "boot": self.boot, "cache": cache,
+        status = {"v": 1, "state": "online", "boot": self.boot, "now": self.clock.now_ms(), "cache": cache,
                   "pending": self.spool.pending_count() + self.q.qsize(), "open_sessions": open_sessions,
                   "server": self.server_reachable}
         self.client.publish(gateway_status_topic(self.site, self.id), json.dumps(status), qos=1, retain=True)

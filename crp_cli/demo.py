@@ -1,0 +1,191 @@
+"""`crp demo`: a simulated workshop day through the real pipeline.
+
+broker (private Mosquitto, or the embedded amqtt broker when Mosquitto is not installed)
+-> simulated machine nodes -> gateway -> server (SQLite unless DATABASE_URL is set)
+-> summary. Every part runs as its own process; they share one accelerated clock."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from rich.console import Console
+from rich.table import Table
+
+from crp_common.clock import ScaledClock
+from crp_common.i18n import tr
+
+from .stack import Stack, StackError
+
+DEFAULT_DB_FILE = Path("crp.db")
+DAY_START = dt.time(7, 0)
+CLOCK_LEAD_S = 3.0  # real seconds between fixing the clock and 07:00 simulated
+SETTLE_TIMEOUT_S = 60.0
+
+
+def _database_url() -> tuple[str, bool]:
+    """DATABASE_URL if set (kept as it is), else a fresh ./crp.db that other commands use by
+    default afterwards."""
+    url = os.environ.get("DATABASE_URL") or os.environ.get("CRP_DATABASE_URL")
+    if url:
+        return url, False
+    for suffix in ("", "-wal", "-shm"):
+        p = Path(f"{DEFAULT_DB_FILE}{suffix}")
+        if p.exists():
+            p.unlink()
+    return f"sqlite:///{DEFAULT_DB_FILE.resolve()}", True
+
+
+def run_demo(once: bool, json_out: bool, date: str | None, seed: int, speed: float, port: int, lang: str) -> int:
+    from firmware_sim.runner import run_scenario
+    from firmware_sim.scenario import generate_day
+    from firmware_sim.workshop import load_workshop
+
+    err = Console(stderr=True)
+    out = Console()
+    workshop = load_workshop()
+    tz = ZoneInfo(workshop.site.tz)
+    day = dt.date.fromisoformat(date) if date else dt.datetime.now(tz).date()
+    db_url, fresh = _database_url()
+    workdir = Path(tempfile.mkdtemp(prefix="crp-demo-"))
+    err.print(f"[bold]CRP demo[/] {workshop.site.name} — {day.isoformat()} (seed {seed}, x{speed:g})")
+    err.print(f"  database: {db_url}{' (fresh)' if fresh else ''}; logs: {workdir}")
+
+    day_start = dt.datetime.combine(day, DAY_START, tz).timestamp()
+    stack = Stack(workdir, db_url, site=workshop.site.code, api_port=port)
+    try:
+        stack.start_broker()
+        err.print(f"  broker: {stack.broker.kind} on port {stack.broker.port}")
+        stack.start_server()
+        err.print(f"  server: {stack.api_url}")
+        if not fresh and stack.summary().get("events", 0) > 0:
+            err.print("[red]DATABASE_URL already holds workshop events: use an empty database for the demo.[/]")
+            return 2
+        stack.seed(workshop)
+        _seed_extras(stack, workshop)
+        clock = ScaledClock(real_origin=time.time() + CLOCK_LEAD_S, sim_origin=day_start, speed=speed)
+        stack.clock_spec = clock.spec()
+        stack.start_gateway()
+        err.print("  gateway: ready (authorization cache loaded)")
+        actions = generate_day(workshop, day, seed)
+        user, password = stack.mqtt_creds("sim")
+        t0 = time.monotonic()
+        report = run_scenario(actions, workshop, stack.broker.host, stack.broker.port, user, password, clock,
+                              workdir / "nodes")
+        err.print(f"  simulated day played in {time.monotonic() - t0:.1f} s")
+        stack.wait_settled(SETTLE_TIMEOUT_S, after_ms=clock.now_ms() + 1000 * _max_idle_s(workshop))
+        invoices = _bill(stack, day)
+        summary = stack.summary()
+        summary.update({"date": day.isoformat(), "site": workshop.site.code, "seed": seed,
+                        "broker": stack.broker.kind, "database_url": db_url, "invoices": invoices,
+                        "invoice_totals": _totals(invoices),
+                        "simulator": {"taps": getattr(report, "taps", None),
+                                      "denied": getattr(report, "denies", None)}})
+        if json_out:
+            print(json.dumps(summary, ensure_ascii=False, default=str))
+        else:
+            _print_summary(out, summary, lang)
+        if once:
+            return 0
+        err.print(tr("summary.api", lang, url=stack.api_url))
+        err.print(f"  export DATABASE_URL={db_url}  # to use other crp commands on this data")
+        try:
+            while stack.server is not None and stack.server.alive():
+                time.sleep(1)
+        except KeyboardInterrupt:
+            pass
+        return 0
+    except StackError as e:
+        err.print(f"[red]demo failed:[/] {e}")
+        return 1
+    finally:
+        stack.stop()
+
+
+def _max_idle_s(workshop: Any) -> int:
+    return max((t.idle_timeout_s for t in workshop.machine_types), default=600)
+
+
+def _seed_extras(stack: Stack, workshop: Any) -> None:
+    """Rate cards from the workshop file, when the billing API is there."""
+    with stack.api() as api:
+        for t in workshop.machine_types:
+            if t.rate is None:
+                continue
+            r = api.post("/api/v1/rate-cards", json={
+                "scope_type": t.code, "currency": workshop.site.currency,
+                "price_per_hour_member": t.rate.member_per_hour,
+                "price_per_hour_non_member": t.rate.non_member_per_hour,
+                "basis": "run" if t.rate.basis in ("run", "motor") else "badge",
+                "increment_minutes": t.rate.increment_min, "rounding": "up",
+                "minimum_minutes": t.rate.minimum_min, "effective_from": "2020-01-01"})
+            if r.status_code == 404:
+                return
+            if r.status_code >= 300:
+                raise StackError(f"rate card for {t.code}: {r.status_code} {r.text[:300]}")
+
+
+def _bill(stack: Stack, day: dt.date) -> list[dict[str, Any]]:
+    with stack.api() as api:
+        r = api.post("/api/v1/billing/run", json={"period": day.strftime("%Y-%m")})
+        if r.status_code == 404:
+            return []
+        if r.status_code >= 300:
+            raise StackError(f"billing run: {r.status_code} {r.text[:300]}")
+        data = r.json()
+        return data.get("invoices", data) if isinstance(data, dict) else data
+
+
+def _totals(invoices: list[dict[str, Any]]) -> dict[str, int]:
+    totals: dict[str, int] = {}
+    for inv in invoices:
+        cur = inv.get("currency", "XOF")
+        totals[cur] = totals.get(cur, 0) + int(inv.get("total", 0))
+    return totals
+
+
+def _hours(x: float) -> str:
+    return f"{x:.2f}"
+
+
+def _print_summary(out: Console, s: dict[str, Any], lang: str) -> None:
+    out.print(f"\n[bold]{tr('summary.title', lang)}[/] — {s['site']} {s['date']}")
+    out.print(f"{tr('summary.sessions', lang)}: {s['sessions']}")
+    t = Table(title=tr("summary.artisan", lang))
+    for col in (tr("summary.artisan", lang), tr("summary.sessions", lang), tr("summary.badge_hours", lang),
+                tr("summary.run_hours", lang)):
+        t.add_column(col)
+    for a in s.get("artisans", []):
+        if a.get("sessions"):
+            t.add_row(a["name"], str(a["sessions"]), _hours(a["badge_hours"]), _hours(a["run_hours"]))
+    out.print(t)
+    t = Table(title=tr("summary.machine", lang))
+    for col in (tr("summary.machine", lang), tr("summary.sessions", lang), tr("summary.badge_hours", lang),
+                tr("summary.run_hours", lang)):
+        t.add_column(col)
+    for m in s.get("machines", []):
+        t.add_row(m.get("name") or m["id"], str(m["sessions"]), _hours(m["badge_hours"]), _hours(m["run_hours"]))
+    out.print(t)
+    t = Table(title=tr("summary.denied", lang))
+    t.add_column(tr("summary.reason", lang))
+    t.add_column(tr("summary.count", lang))
+    for reason, n in sorted(s.get("denied", {}).items()):
+        t.add_row(tr(f"deny.{reason}", lang), str(n))
+    out.print(t)
+    if s.get("invoices"):
+        t = Table(title=tr("summary.invoices", lang))
+        t.add_column("N°")
+        t.add_column(tr("summary.artisan", lang))
+        t.add_column(tr("summary.total", lang), justify="right")
+        for inv in s["invoices"]:
+            t.add_row(inv["number"], str(inv.get("artisan_name") or inv.get("artisan")),
+                      f"{inv['total']:,} {inv.get('currency', '')}".replace(",", " "))
+        out.print(t)
+    sys.stdout.flush()
