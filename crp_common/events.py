@@ -30,6 +30,9 @@ class GatewayKind(StrEnum):
     SESSION_CLOSE = "session_close"  # body: session, reason (EndReason)
     STATE = "state"  # body: state (MachineState), cause
     GATEWAY_START = "gateway_start"  # body: version, cache_version
+    # body: cause (stable id, e.g. "condition:<rule id>" or "fault:estop"), kind ("condition" |
+    # "fault"), state ("raised" | "cleared"), and metric/value/limit or code
+    ALERT = "alert"
 
 
 EVENT_KINDS = {k.value for k in Kind} | {k.value for k in GatewayKind}

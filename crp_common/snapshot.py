@@ -23,6 +23,18 @@ class SnapSite(BaseModel):
     locale: str = "fr"
 
 
+class SnapCondition(BaseModel):
+    """A condition on telemetry the gateway watches: ``metric`` above ``above`` for ``for_s``
+    seconds raises an alert (and locks the machine when ``critical``)."""
+
+    model_config = ConfigDict(extra="ignore")
+    id: str  # stable id of the rule (e.g. the plan id on the server)
+    metric: Literal["temp", "vib", "current"]
+    above: float
+    for_s: int = Field(default=0, ge=0, le=24 * 3600)
+    critical: bool = False
+
+
 class SnapMachine(BaseModel):
     model_config = ConfigDict(extra="ignore")
     id: str
@@ -32,6 +44,7 @@ class SnapMachine(BaseModel):
     locked: bool = False  # under maintenance: badges refused with machine_locked
     lock_reason: str | None = None
     idle_timeout_s: int = Field(default=DEFAULT_IDLE_TIMEOUT_S, ge=30, le=24 * 3600)
+    conditions: list[SnapCondition] = Field(default_factory=list)
 
 
 class SnapBadge(BaseModel):
