@@ -1,0 +1,215 @@
+"""Exports: CSV for the accountant and a PDF invoice (fpdf2) in French or English.
+
+Both render :class:`~server.billing.documents.InvoiceDoc` values and do no database work."""
+
+from __future__ import annotations
+
+import csv
+import io
+from typing import Iterable
+
+from fpdf import FPDF
+
+from crp_common.i18n import normalize_lang, tr
+
+from .documents import InvoiceDoc
+from .money import format_amount
+from .tax import format_rate
+
+CSV_COLUMNS = (
+    "document",
+    "kind",
+    "site",
+    "issued_at",
+    "period",
+    "bill_to_kind",
+    "bill_to_id",
+    "bill_to_name",
+    "artisan_id",
+    "artisan_name",
+    "session_id",
+    "machine",
+    "start_local",
+    "end_local",
+    "basis",
+    "measured_seconds",
+    "billed_minutes",
+    "rate_per_hour",
+    "amount",
+    "currency",
+    "document_subtotal",
+    "document_tax_bp",
+    "document_tax",
+    "document_total",
+    "credits",
+)
+
+
+def to_csv(docs: Iterable[InvoiceDoc]) -> str:
+    """One row per invoice or credit-note line; amounts are integers in the currency's minor
+    unit, with the currency in its own column. Credit-note amounts are negative."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\r\n")
+    w.writerow(CSV_COLUMNS)
+    for d in docs:
+        for ln in d.lines:
+            w.writerow(
+                (
+                    d.number,
+                    d.kind,
+                    d.site.code,
+                    d.issued_at_local,
+                    d.period,
+                    d.bill_to_kind,
+                    d.bill_to_id,
+                    d.bill_to_name,
+                    "" if ln.artisan_id is None else ln.artisan_id,
+                    ln.artisan_name,
+                    ln.session_id,
+                    ln.machine,
+                    ln.start_local,
+                    ln.end_local,
+                    ln.basis,
+                    ln.measured_seconds,
+                    ln.billed_minutes,
+                    ln.rate_per_hour,
+                    ln.amount,
+                    d.currency,
+                    d.subtotal,
+                    d.tax_bp,
+                    d.tax,
+                    d.total,
+                    d.credits or "",
+                )
+            )
+    return buf.getvalue()
+
+
+# --------------------------------------------------------------------------- PDF
+
+PAGE_MARGIN_MM = 12
+COLS_MM = (30, 33, 33, 22, 18, 20, 26)  # machine, start, end, measured, billed, rate, amount
+
+
+def _latin1(text: str) -> str:
+    """The PDF core fonts speak Latin-1: keep accents, replace what cannot be shown."""
+    text = text.replace("\u202f", " ").replace("\u2192", "->").replace("\u2026", "...")
+    return text.encode("latin-1", "replace").decode("latin-1")
+
+
+def _local(ts: str) -> str:
+    """``2026-03-10T10:00:00+01:00`` -> ``2026-03-10 10:00``."""
+    return ts[:16].replace("T", " ")
+
+
+class _Pdf(FPDF):
+    def __init__(self, doc: InvoiceDoc, lang: str):
+        super().__init__(orientation="P", unit="mm", format="A4")
+        self.doc, self.lang = doc, lang
+        self.set_margins(PAGE_MARGIN_MM, PAGE_MARGIN_MM, PAGE_MARGIN_MM)
+        self.set_auto_page_break(True, margin=18)
+        self.set_title(_latin1(f"{self._t('billing.pdf.' + doc.kind)} {doc.number}"))
+        self.set_creator("CRP Workshop Tracker")
+
+    def _t(self, key: str, **params: object) -> str:
+        return _latin1(tr(key, self.lang, **params))
+
+    def footer(self) -> None:
+        self.set_y(-14)
+        self.set_font("Helvetica", "I", 8)
+        self.cell(
+            0, 5, self._t("billing.pdf.page", page=self.page_no(), number=self.doc.number),
+            align="C",
+        )
+
+
+def invoice_pdf(doc: InvoiceDoc, lang: str | None = None) -> bytes:
+    """The invoice (or credit note) as a PDF, in ``lang`` (default: the document's)."""
+    lang = normalize_lang(lang or doc.lang)
+    pdf = _Pdf(doc, lang)
+    t = pdf._t
+    money = lambda v: _latin1(format_amount(v, doc.currency, lang))  # noqa: E731
+    pdf.add_page()
+    width = pdf.w - 2 * PAGE_MARGIN_MM
+
+    # Site (issuer) block
+    site = doc.site
+    pdf.set_font("Helvetica", "B", 14)
+    pdf.cell(width, 7, _latin1(site.name or site.code), new_x="LMARGIN", new_y="NEXT")
+    pdf.set_font("Helvetica", "", 9)
+    for text in (site.address, site.phone, site.email):
+        if text:
+            pdf.cell(width, 4.5, _latin1(text), new_x="LMARGIN", new_y="NEXT")
+    if site.tax_id:
+        pdf.cell(width, 4.5, t("billing.pdf.tax_id", value=site.tax_id), new_x="LMARGIN", new_y="NEXT")
+    pdf.ln(4)
+
+    # Title and references
+    pdf.set_font("Helvetica", "B", 16)
+    pdf.cell(width, 9, f"{t('billing.pdf.' + doc.kind)} {doc.number}", new_x="LMARGIN", new_y="NEXT")
+    pdf.set_font("Helvetica", "", 10)
+    refs = [
+        t("billing.pdf.issued_at", date=_local(doc.issued_at_local)),
+        t("billing.pdf.period", period=doc.period),
+        t("billing.pdf.bill_to_" + doc.bill_to_kind, name=doc.bill_to_name, id=doc.bill_to_id),
+    ]
+    if doc.credits:
+        refs.append(t("billing.pdf.credits", number=doc.credits))
+    if doc.reason:
+        refs.append(t("billing.pdf.reason", reason=doc.reason))
+    if doc.status == "credited":
+        refs.append(t("billing.pdf.status_credited"))
+    for text in refs:
+        pdf.cell(width, 5.5, text, new_x="LMARGIN", new_y="NEXT")
+    pdf.ln(3)
+
+    # Lines
+    heads = ("machine", "start", "end", "measured", "billed", "rate", "amount")
+    pdf.set_font("Helvetica", "B", 8.5)
+    pdf.set_fill_color(230, 230, 230)
+    for w, h in zip(COLS_MM, heads):
+        pdf.cell(w, 6, t("billing.pdf.col_" + h), border=1, fill=True, align="C")
+    pdf.ln()
+    pdf.set_font("Helvetica", "", 8.5)
+    last_artisan = None
+    for ln in doc.lines:
+        if doc.bill_to_kind == "cooperative" and ln.artisan_id != last_artisan:
+            pdf.set_font("Helvetica", "B", 8.5)
+            pdf.cell(sum(COLS_MM), 5.5, _latin1(ln.artisan_name or str(ln.artisan_id)), border=1)
+            pdf.ln()
+            pdf.set_font("Helvetica", "", 8.5)
+            last_artisan = ln.artisan_id
+        m, s = divmod(ln.measured_seconds, 60)
+        cells = (
+            _latin1(ln.machine),
+            _local(ln.start_local),
+            _local(ln.end_local),
+            f"{m} min {s:02d} s",
+            f"{ln.billed_minutes} min",
+            money(ln.rate_per_hour) + "/h",
+            money(ln.amount),
+        )
+        for i, (w, text) in enumerate(zip(COLS_MM, cells)):
+            pdf.cell(w, 5.5, text, border=1, align="R" if i >= 3 else "L")
+        pdf.ln()
+    pdf.ln(2)
+
+    # Totals
+    label_w, value_w = sum(COLS_MM[:-2]), sum(COLS_MM[-2:])
+    pdf.set_font("Helvetica", "", 10)
+    pdf.cell(label_w, 6, t("billing.pdf.subtotal"), align="R")
+    pdf.cell(value_w, 6, money(doc.subtotal), align="R", new_x="LMARGIN", new_y="NEXT")
+    pdf.cell(label_w, 6, t("billing.pdf.tax", rate=format_rate(doc.tax_bp)), align="R")
+    pdf.cell(value_w, 6, money(doc.tax), align="R", new_x="LMARGIN", new_y="NEXT")
+    pdf.set_font("Helvetica", "B", 11)
+    pdf.cell(label_w, 7, t("billing.pdf.total"), align="R")
+    pdf.cell(value_w, 7, money(doc.total), align="R", new_x="LMARGIN", new_y="NEXT")
+    pdf.ln(5)
+
+    # How it was computed: enough for the artisan to check it by hand
+    pdf.set_font("Helvetica", "I", 8)
+    bases = sorted({ln.basis for ln in doc.lines})
+    for b in bases:
+        pdf.multi_cell(width, 4, t("billing.pdf.basis_note_" + b), new_x="LMARGIN", new_y="NEXT")
+    pdf.multi_cell(width, 4, t("billing.pdf.how"), new_x="LMARGIN", new_y="NEXT")
+    return bytes(pdf.output())

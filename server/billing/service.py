@@ -1,0 +1,907 @@
+"""Billing with the database: rate cards, billing runs, credit notes, payments, balances.
+
+Every public function either commits its whole change or raises (a :class:`BillingError`
+subclass for bad input) after rolling back, so bad input changes nothing.
+
+Concurrency: a billing run (and a credit note) first locks its numbering counter row
+(``SELECT ... FOR UPDATE`` on PostgreSQL; on SQLite the counter INSERT opens the write
+transaction, which serializes writers), then reads the sessions not yet billed. Two runs for
+the same site therefore run one after the other; the second finds nothing left to bill.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any, Iterable, Sequence
+
+from sqlalchemy import exists, func, insert, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session as DbSession
+
+from crp_common.i18n import normalize_lang
+from server.models import Artisan, Machine, MachineType, Session, Site
+
+from . import numbering
+from .charges import SessionFacts, charge_for, local_start_date, to_utc
+from .credit import CreditPolicy, available_credit, credit_blocked
+from .documents import DocLine, InvoiceDoc, SiteInfo
+from .errors import BillingError, Conflict, NotFound
+from .models import (
+    PAYMENT_METHODS,
+    CreditAccount,
+    CreditNote,
+    CreditNoteLine,
+    Invoice,
+    InvoiceCounter,
+    InvoiceLine,
+    Payment,
+    RateCardRow,
+    SiteBilling,
+)
+from .periods import parse_period
+from .rates import RateCard, check_no_overlap, select_card
+from .tax import check_tax_bp, invoice_totals, tax_amount
+
+RATE_CARD_FIELDS = (
+    "machine",
+    "machine_type",
+    "currency",
+    "price_per_hour_member",
+    "price_per_hour_non_member",
+    "basis",
+    "increment_minutes",
+    "rounding",
+    "minimum_minutes",
+    "grace_minutes",
+    "effective_from",
+    "effective_to",
+)
+STATEMENT_KINDS = ("invoice", "credit_note", "payment")
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class _Tx:
+    """``with _Tx(db):`` commits on success, rolls back on any error."""
+
+    def __init__(self, db: DbSession):
+        self.db = db
+
+    def __enter__(self) -> DbSession:
+        return self.db
+
+    def __exit__(self, exc_type, exc, tb) -> bool:  # noqa: ANN001
+        if exc_type is None:
+            self.db.commit()
+        else:
+            self.db.rollback()
+        return False
+
+
+# --------------------------------------------------------------------------- site
+
+
+def get_site(db: DbSession, site: str | None) -> Site:
+    if site is None:
+        sites = db.scalars(select(Site).order_by(Site.code).limit(2)).all()
+        if len(sites) == 1:
+            return sites[0]
+        raise BillingError("billing.error.site_required")
+    row = db.get(Site, site)
+    if row is None:
+        raise NotFound("billing.error.unknown_site", site=site)
+    return row
+
+
+def site_info(db: DbSession, site: Site) -> SiteInfo:
+    extra = db.get(SiteBilling, site.code)
+    return SiteInfo(
+        code=site.code,
+        name=site.name,
+        address=extra.address if extra else "",
+        phone=extra.phone if extra else "",
+        email=extra.email if extra else "",
+        tax_id=extra.tax_id if extra else "",
+        tz=site.tz,
+        currency=site.currency,
+    )
+
+
+def set_site_billing(db: DbSession, site: str, **fields: Any) -> SiteBilling:
+    """Address, phone, e-mail, tax id printed on invoices, and the default tax rate."""
+    with _Tx(db):
+        get_site(db, site)
+        if "tax_bp" in fields:
+            check_tax_bp(fields["tax_bp"])
+        row = db.get(SiteBilling, site) or SiteBilling(
+            site=site, address="", phone="", email="", tax_id="", tax_bp=0
+        )
+        for k, v in fields.items():
+            setattr(row, k, v)
+        db.add(row)
+    return row
+
+
+def default_tax_bp(db: DbSession, site: str) -> int:
+    row = db.get(SiteBilling, site)
+    return row.tax_bp if row else 0
+
+
+# --------------------------------------------------------------------------- rate cards
+
+
+def card_from_row(row: RateCardRow) -> RateCard:
+    return RateCard(id=row.id, **{f: getattr(row, f) for f in RATE_CARD_FIELDS})
+
+
+def rate_card_dict(row: RateCardRow) -> dict[str, Any]:
+    d = {f: getattr(row, f) for f in RATE_CARD_FIELDS}
+    d["effective_from"] = row.effective_from.isoformat()
+    d["effective_to"] = row.effective_to.isoformat() if row.effective_to else None
+    return {"id": row.id, "site": row.site, **d}
+
+
+def list_rate_cards(db: DbSession, site: str | None = None) -> list[RateCardRow]:
+    q = select(RateCardRow).order_by(RateCardRow.id)
+    if site is not None:
+        q = q.where(RateCardRow.site == site)
+    return list(db.scalars(q))
+
+
+def create_rate_card(db: DbSession, site: str | None, **fields: Any) -> RateCardRow:
+    """Validate and store a rate card. Refused (nothing stored): invalid fields, a currency
+    other than the site's, an unknown machine or type, dates overlapping another card of the
+    same scope."""
+    with _Tx(db):
+        s = get_site(db, site)
+        fields.setdefault("currency", s.currency)
+        card = RateCard(**fields)  # validates
+        if card.currency != s.currency:
+            raise BillingError(
+                "billing.error.currency_mismatch", currency=card.currency, site_currency=s.currency
+            )
+        if card.machine is not None:
+            m = db.get(Machine, card.machine)
+            if m is None or m.site != s.code:
+                raise NotFound("billing.error.unknown_machine", machine=card.machine)
+        elif db.get(MachineType, card.machine_type) is None:
+            raise NotFound("billing.error.unknown_machine_type", machine_type=card.machine_type)
+        existing = [card_from_row(r) for r in list_rate_cards(db, s.code)]
+        try:
+            check_no_overlap([*existing, card])
+        except BillingError as e:
+            raise Conflict(e.key, **e.params) from None
+        row = RateCardRow(site=s.code, **{f: getattr(card, f) for f in RATE_CARD_FIELDS})
+        db.add(row)
+        db.flush()
+    return row
+
+
+def close_rate_card(db: DbSession, card_id: int, effective_to: dt.date) -> RateCardRow:
+    """End a rate card on ``effective_to`` (inclusive), e.g. before a price change. Refused if
+    it would leave an already billed session outside its card's dates."""
+    with _Tx(db):
+        row = db.get(RateCardRow, card_id)
+        if row is None:
+            raise NotFound("billing.error.unknown_rate_card", id=card_id)
+        card = card_from_row(row)
+        closed = RateCard(**{**{f: getattr(card, f) for f in RATE_CARD_FIELDS}, "effective_to": effective_to})
+        site = db.get(Site, row.site)
+        last = db.scalar(
+            select(func.max(InvoiceLine.start_ms)).where(InvoiceLine.rate_card_id == row.id)
+        )
+        if last is not None:
+            last_day = to_utc(last).astimezone(_zone(site.tz)).date()
+            if last_day > effective_to:
+                raise Conflict("billing.error.card_in_use", id=row.id, day=last_day.isoformat())
+        row.effective_to = closed.effective_to
+    return row
+
+
+def _zone(tz: str):  # noqa: ANN202
+    from zoneinfo import ZoneInfo
+
+    return ZoneInfo(tz)
+
+
+# --------------------------------------------------------------------------- numbering
+
+
+def _dialect_insert(db: DbSession):  # noqa: ANN202
+    if db.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert
+
+
+def _lock_counter(db: DbSession, site: str, year: int, kind: str) -> InvoiceCounter:
+    """The counter row, locked until the end of the transaction."""
+    ins = _dialect_insert(db)(InvoiceCounter).values(site=site, year=year, kind=kind, last_seq=0)
+    db.execute(ins.on_conflict_do_nothing())
+    q = (
+        select(InvoiceCounter)
+        .where(InvoiceCounter.site == site, InvoiceCounter.year == year, InvoiceCounter.kind == kind)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    return db.scalars(q).one()
+
+
+# --------------------------------------------------------------------------- billing run
+
+
+@dataclass
+class _Group:
+    artisan: int | None
+    cooperative: str | None
+    name: str
+    lines: list[tuple[Any, Any]]  # (ChargeLine, artisan row)
+
+
+def unbilled_sessions_query(site: str, lo_ms: int | None = None, hi_ms: int | None = None):
+    q = select(Session).where(
+        Session.site == site,
+        Session.open.is_(False),
+        Session.end_ms.is_not(None),
+        Session.artisan.is_not(None),
+        ~exists().where(InvoiceLine.session_id == Session.id),
+    )
+    if lo_ms is not None:
+        q = q.where(Session.start_ms >= lo_ms)
+    if hi_ms is not None:
+        q = q.where(Session.start_ms < hi_ms)
+    return q.order_by(Session.start_ms, Session.id)
+
+
+def _facts(s: Session, machine_type: str | None) -> SessionFacts:
+    return SessionFacts(
+        id=s.id,
+        machine=s.machine,
+        start=s.start_ms,
+        end=s.end_ms,
+        run_ms=s.run_ms,
+        artisan=s.artisan,
+        machine_type=machine_type,
+    )
+
+
+def _charges(db: DbSession, site: Site, sessions: Sequence[Session], strict: bool):
+    """(ChargeLine, artisan) per session. ``strict``: a session without a rate card is an
+    error; otherwise it is skipped."""
+    machine_types = dict(db.execute(select(Machine.id, Machine.type)).all())
+    cards = [card_from_row(r) for r in list_rate_cards(db, site.code)]
+    artisan_ids = {s.artisan for s in sessions}
+    artisans = {
+        a.id: a for a in db.scalars(select(Artisan).where(Artisan.id.in_(artisan_ids)))
+    } if artisan_ids else {}
+    out = []
+    for s in sessions:
+        artisan = artisans.get(s.artisan)
+        if artisan is None:
+            if strict:
+                raise BillingError("billing.error.unknown_artisan", artisan=s.artisan)
+            continue
+        mtype = machine_types.get(s.machine)
+        day = local_start_date(_facts(s, mtype), site.tz)
+        card = select_card(cards, s.machine, mtype, day)
+        if card is None:
+            if strict:
+                raise BillingError(
+                    "billing.error.no_rate_card", machine=s.machine, day=day.isoformat()
+                )
+            continue
+        out.append((charge_for(_facts(s, mtype), card, artisan.member, site.tz), artisan))
+    return out
+
+
+def run_billing(
+    db: DbSession,
+    site: str | None,
+    period: str,
+    issued_at: dt.datetime | None = None,
+    tax_bp: int | None = None,
+    lang: str | None = None,
+) -> list[InvoiceDoc]:
+    """Issue the invoices of ``period`` (``YYYY-MM``): every closed session that started in the
+    period (site local time) and is on no invoice yet, one invoice per artisan or per
+    cooperative. Running it again issues nothing. Returns the invoices issued."""
+    p = parse_period(period)
+    issued_at = issued_at or _now()
+    if issued_at.tzinfo is None:
+        raise BillingError("billing.error.naive_time")
+    with _Tx(db):
+        s = get_site(db, site)
+        tax_bp = default_tax_bp(db, s.code) if tax_bp is None else tax_bp
+        check_tax_bp(tax_bp)
+        lang = normalize_lang(lang or s.locale)
+        year = issued_at.astimezone(_zone(s.tz)).year
+        counter = _lock_counter(db, s.code, year, numbering.INVOICE)
+        lo, hi = p.utc_bounds(s.tz)
+        sessions = db.scalars(
+            unbilled_sessions_query(s.code, _ms(lo), _ms(hi))
+        ).all()
+        charges = _charges(db, s, sessions, strict=True)
+        for line, _a in charges:
+            if line.currency != s.currency:
+                raise BillingError(
+                    "billing.error.currency_mismatch",
+                    currency=line.currency,
+                    site_currency=s.currency,
+                )
+        groups = _group(charges)
+        times = {x.id: (x.start_ms, x.end_ms) for x in sessions}
+        docs = _issue(db, s, p, counter, year, groups, times, issued_at, tax_bp, lang)
+    billed = {a.id for g in groups for _, a in g.lines}
+    for artisan_id in db.scalars(select(CreditAccount.artisan_id)):
+        if artisan_id in billed:
+            refresh_credit_status(db, artisan_id)
+    return docs
+
+
+def _ms(t: dt.datetime) -> int:
+    return (t - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)) // dt.timedelta(milliseconds=1)
+
+
+def _group(charges) -> list[_Group]:  # noqa: ANN001
+    groups: dict[tuple[str, str], _Group] = {}
+    for line, a in charges:
+        if a.cooperative:
+            key = ("c", a.cooperative)
+            g = groups.setdefault(key, _Group(None, a.cooperative, a.cooperative, []))
+        else:
+            key = ("a", f"{a.id:012d}")
+            g = groups.setdefault(key, _Group(a.id, None, a.name, []))
+        g.lines.append((line, a))
+    return [groups[k] for k in sorted(groups)]
+
+
+def _issue(db, s, p, counter, year, groups, times, issued_at, tax_bp, lang) -> list[InvoiceDoc]:  # noqa: ANN001
+    info = site_info(db, s)
+    issued_local = issued_at.astimezone(_zone(s.tz)).isoformat(timespec="seconds")
+    invoices: list[tuple[Invoice, _Group]] = []
+    for g in groups:
+        g.lines.sort(key=lambda la: (la[1].id, la[0].start_local, la[0].session_id))
+        totals = invoice_totals([ln.amount for ln, _ in g.lines], tax_bp)
+        counter.last_seq += 1
+        inv = Invoice(
+            number=numbering.format_invoice_number(s.code, year, counter.last_seq),
+            site=s.code,
+            year=year,
+            seq=counter.last_seq,
+            artisan_id=g.artisan,
+            cooperative=g.cooperative,
+            bill_to_name=g.name,
+            period=str(p),
+            currency=s.currency,
+            subtotal=totals.subtotal,
+            tax_bp=tax_bp,
+            tax=totals.tax,
+            total=totals.total,
+            issued_at=issued_at,
+            lang=lang,
+        )
+        db.add(inv)
+        invoices.append((inv, g))
+    db.flush()
+    rows = []
+    for inv, g in invoices:
+        for ln, a in g.lines:
+            rows.append(
+                dict(
+                    invoice_id=inv.id,
+                    kind="charge",
+                    session_id=ln.session_id,
+                    artisan_id=a.id,
+                    machine=ln.machine,
+                    start_ms=times[ln.session_id][0],
+                    end_ms=times[ln.session_id][1],
+                    start_local=ln.start_local,
+                    end_local=ln.end_local,
+                    basis=ln.basis,
+                    measured_seconds=ln.measured_seconds,
+                    billed_minutes=ln.billed_minutes,
+                    rate_per_hour=ln.rate_per_hour,
+                    amount=ln.amount,
+                    member=ln.member,
+                    rate_card_id=ln.rate_card_id,
+                )
+            )
+    if rows:
+        try:
+            db.execute(insert(InvoiceLine), rows)
+        except IntegrityError:  # a concurrent run billed one of these sessions first
+            raise Conflict("billing.error.already_billed") from None
+    docs = []
+    for inv, g in invoices:
+        docs.append(
+            InvoiceDoc(
+                kind=numbering.INVOICE,
+                number=inv.number,
+                site=info,
+                artisan=inv.artisan_id,
+                cooperative=inv.cooperative,
+                bill_to_name=inv.bill_to_name,
+                period=inv.period,
+                issued_at_local=issued_local,
+                currency=inv.currency,
+                subtotal=inv.subtotal,
+                tax_bp=inv.tax_bp,
+                tax=inv.tax,
+                total=inv.total,
+                lang=lang,
+                lines=[_doc_line_from_charge(ln, a) for ln, a in g.lines],
+            )
+        )
+    return docs
+
+
+def _doc_line_from_charge(ln, a) -> DocLine:  # noqa: ANN001
+    return DocLine(
+        session_id=ln.session_id,
+        machine=ln.machine,
+        start_local=ln.start_local,
+        end_local=ln.end_local,
+        basis=ln.basis,
+        measured_seconds=ln.measured_seconds,
+        billed_minutes=ln.billed_minutes,
+        rate_per_hour=ln.rate_per_hour,
+        amount=ln.amount,
+        artisan_id=a.id,
+        artisan_name=a.name,
+    )
+
+
+# --------------------------------------------------------------------------- reading invoices
+
+
+def _doc_line(row: InvoiceLine, names: dict[int, str], amount: int | None = None) -> DocLine:
+    return DocLine(
+        session_id=row.session_id,
+        machine=row.machine,
+        start_local=row.start_local,
+        end_local=row.end_local,
+        basis=row.basis,
+        measured_seconds=row.measured_seconds,
+        billed_minutes=row.billed_minutes,
+        rate_per_hour=row.rate_per_hour,
+        amount=row.amount if amount is None else amount,
+        artisan_id=row.artisan_id,
+        artisan_name=names.get(row.artisan_id, ""),
+        line_id=row.id,
+        credited_line_id=row.id if amount is not None else None,
+    )
+
+
+def _names(db: DbSession, ids: Iterable[int]) -> dict[int, str]:
+    ids = set(ids)
+    if not ids:
+        return {}
+    return dict(db.execute(select(Artisan.id, Artisan.name).where(Artisan.id.in_(ids))).all())
+
+
+def invoice_status(db: DbSession, inv: Invoice) -> str:
+    """``issued``, ``partially_credited`` or ``credited`` (derived: invoices never change)."""
+    n_lines = db.scalar(select(func.count()).where(InvoiceLine.invoice_id == inv.id)) or 0
+    n_credited = db.scalar(
+        select(func.count())
+        .select_from(CreditNoteLine)
+        .join(InvoiceLine, InvoiceLine.id == CreditNoteLine.credited_line_id)
+        .where(InvoiceLine.invoice_id == inv.id)
+    ) or 0
+    if n_credited == 0:
+        return "issued"
+    return "credited" if n_credited >= n_lines else "partially_credited"
+
+
+def get_invoice(db: DbSession, number: str) -> Invoice:
+    inv = db.scalar(select(Invoice).where(Invoice.number == number))
+    if inv is None:
+        raise NotFound("billing.error.unknown_invoice", number=number)
+    return inv
+
+
+def invoice_doc(db: DbSession, inv: Invoice) -> InvoiceDoc:
+    site = db.get(Site, inv.site)
+    lines = db.scalars(
+        select(InvoiceLine).where(InvoiceLine.invoice_id == inv.id).order_by(InvoiceLine.id)
+    ).all()
+    names = _names(db, (ln.artisan_id for ln in lines))
+    return InvoiceDoc(
+        kind=numbering.INVOICE,
+        number=inv.number,
+        site=site_info(db, site),
+        artisan=inv.artisan_id,
+        cooperative=inv.cooperative,
+        bill_to_name=inv.bill_to_name,
+        period=inv.period,
+        issued_at_local=inv.issued_at.astimezone(_zone(site.tz)).isoformat(timespec="seconds"),
+        currency=inv.currency,
+        subtotal=inv.subtotal,
+        tax_bp=inv.tax_bp,
+        tax=inv.tax,
+        total=inv.total,
+        lang=inv.lang,
+        status=invoice_status(db, inv),
+        lines=[_doc_line(ln, names) for ln in lines],
+    )
+
+
+def credit_note_doc(db: DbSession, cn: CreditNote) -> InvoiceDoc:
+    inv = db.get(Invoice, cn.invoice_id)
+    site = db.get(Site, cn.site)
+    pairs = db.execute(
+        select(CreditNoteLine, InvoiceLine)
+        .join(InvoiceLine, InvoiceLine.id == CreditNoteLine.credited_line_id)
+        .where(CreditNoteLine.credit_note_id == cn.id)
+        .order_by(CreditNoteLine.id)
+    ).all()
+    names = _names(db, (il.artisan_id for _, il in pairs))
+    return InvoiceDoc(
+        kind=numbering.CREDIT_NOTE,
+        number=cn.number,
+        site=site_info(db, site),
+        artisan=inv.artisan_id,
+        cooperative=inv.cooperative,
+        bill_to_name=inv.bill_to_name,
+        period=inv.period,
+        issued_at_local=cn.issued_at.astimezone(_zone(site.tz)).isoformat(timespec="seconds"),
+        currency=cn.currency,
+        subtotal=cn.subtotal,
+        tax_bp=cn.tax_bp,
+        tax=cn.tax,
+        total=cn.total,
+        lang=cn.lang,
+        credits=inv.number,
+        reason=cn.reason,
+        lines=[_doc_line(il, names, amount=cl.amount) for cl, il in pairs],
+    )
+
+
+def list_invoices(
+    db: DbSession,
+    site: str | None = None,
+    period: str | None = None,
+    artisan: int | None = None,
+) -> list[Invoice]:
+    q = select(Invoice).order_by(Invoice.site, Invoice.year, Invoice.seq)
+    if site:
+        q = q.where(Invoice.site == site)
+    if period:
+        q = q.where(Invoice.period == str(parse_period(period)))
+    if artisan is not None:
+        q = q.where(Invoice.artisan_id == artisan)
+    return list(db.scalars(q))
+
+
+def period_docs(db: DbSession, site: str | None, period: str) -> list[InvoiceDoc]:
+    """The invoices of a period and the credit notes on them (for exports)."""
+    p = parse_period(period)
+    s = get_site(db, site)
+    invs = list_invoices(db, s.code, str(p))
+    docs = [invoice_doc(db, i) for i in invs]
+    if invs:
+        cns = db.scalars(
+            select(CreditNote)
+            .where(CreditNote.invoice_id.in_([i.id for i in invs]))
+            .order_by(CreditNote.year, CreditNote.seq)
+        ).all()
+        docs.extend(credit_note_doc(db, c) for c in cns)
+    return docs
+
+
+# --------------------------------------------------------------------------- credit notes
+
+
+def issue_credit_note(
+    db: DbSession,
+    number: str,
+    line_ids: Sequence[int] | None = None,
+    reason: str = "",
+    issued_at: dt.datetime | None = None,
+    lang: str | None = None,
+) -> InvoiceDoc:
+    """Credit some lines of an invoice (all not yet credited lines when ``line_ids`` is None).
+    The credit note has its own gapless sequence (``<SITE>-AV-<YYYY>-<NNNNNN>``); its tax is
+    recomputed on the credited subtotal with the invoice's rate."""
+    issued_at = issued_at or _now()
+    with _Tx(db):
+        inv = get_invoice(db, number)
+        site = db.get(Site, inv.site)
+        year = issued_at.astimezone(_zone(site.tz)).year
+        counter = _lock_counter(db, site.code, year, numbering.CREDIT_NOTE)
+        lines = {
+            ln.id: ln
+            for ln in db.scalars(select(InvoiceLine).where(InvoiceLine.invoice_id == inv.id))
+        }
+        credited = set(
+            db.scalars(
+                select(CreditNoteLine.credited_line_id).where(
+                    CreditNoteLine.credited_line_id.in_(list(lines) or [-1])
+                )
+            )
+        )
+        if line_ids is None:
+            chosen = [i for i in sorted(lines) if i not in credited]
+        else:
+            chosen = list(dict.fromkeys(line_ids))
+            for i in chosen:
+                if i not in lines:
+                    raise NotFound("billing.error.unknown_line", line=i, number=number)
+                if i in credited:
+                    raise Conflict("billing.error.line_already_credited", line=i)
+        if not chosen:
+            raise Conflict("billing.error.nothing_to_credit", number=number)
+        subtotal = -sum(lines[i].amount for i in chosen)
+        tax = tax_amount(subtotal, inv.tax_bp)
+        counter.last_seq += 1
+        cn = CreditNote(
+            number=numbering.format_credit_note_number(site.code, year, counter.last_seq),
+            site=site.code,
+            year=year,
+            seq=counter.last_seq,
+            invoice_id=inv.id,
+            reason=reason or "",
+            currency=inv.currency,
+            subtotal=subtotal,
+            tax_bp=inv.tax_bp,
+            tax=tax,
+            total=subtotal + tax,
+            issued_at=issued_at,
+            lang=normalize_lang(lang or inv.lang),
+        )
+        db.add(cn)
+        db.flush()
+        db.execute(
+            insert(CreditNoteLine),
+            [dict(credit_note_id=cn.id, credited_line_id=i, amount=-lines[i].amount) for i in chosen],
+        )
+        affected = {inv.artisan_id} if inv.artisan_id else set()
+    for a in affected:
+        refresh_credit_status(db, a)
+    return credit_note_doc(db, cn)
+
+
+def get_credit_note(db: DbSession, number: str) -> CreditNote:
+    cn = db.scalar(select(CreditNote).where(CreditNote.number == number))
+    if cn is None:
+        raise NotFound("billing.error.unknown_invoice", number=number)
+    return cn
+
+
+# --------------------------------------------------------------------------- payments
+
+
+def record_payment(
+    db: DbSession,
+    amount: int,
+    currency: str,
+    method: str,
+    reference: str = "",
+    received_at: dt.datetime | None = None,
+    artisan: int | None = None,
+    cooperative: str | None = None,
+    site: str | None = None,
+) -> Payment:
+    """Record a payment by an artisan (or a cooperative). Refused: amount not a positive
+    integer, currency other than the site's, unknown method, missing reference for mobile
+    money."""
+    with _Tx(db):
+        if (artisan is None) == (cooperative is None):
+            raise BillingError("billing.error.payer_required")
+        if artisan is not None:
+            a = db.get(Artisan, artisan)
+            if a is None:
+                raise NotFound("billing.error.unknown_artisan", artisan=artisan)
+            site = a.site
+        s = get_site(db, site)
+        if not isinstance(amount, int) or isinstance(amount, bool) or amount <= 0:
+            raise BillingError("billing.error.bad_amount", value=amount)
+        if currency != s.currency:
+            raise BillingError(
+                "billing.error.payment_currency", currency=currency, site_currency=s.currency
+            )
+        if method not in PAYMENT_METHODS:
+            raise BillingError(
+                "billing.error.bad_method", method=method, known=", ".join(PAYMENT_METHODS)
+            )
+        if method != "cash" and not (reference or "").strip():
+            raise BillingError("billing.error.reference_required", method=method)
+        received_at = received_at or _now()
+        if received_at.tzinfo is None:
+            raise BillingError("billing.error.naive_time")
+        row = Payment(
+            site=s.code,
+            artisan_id=artisan,
+            cooperative=cooperative,
+            amount=amount,
+            currency=currency,
+            method=method,
+            reference=(reference or "").strip(),
+            received_at=received_at,
+        )
+        db.add(row)
+        db.flush()
+    if artisan is not None:
+        refresh_credit_status(db, artisan)
+    return row
+
+
+def payment_dict(p: Payment) -> dict[str, Any]:
+    return {
+        "id": p.id,
+        "site": p.site,
+        "artisan": p.artisan_id,
+        "cooperative": p.cooperative,
+        "amount": p.amount,
+        "currency": p.currency,
+        "method": p.method,
+        "reference": p.reference,
+        "received_at": p.received_at.isoformat(),
+    }
+
+
+def list_payments(
+    db: DbSession, artisan: int | None = None, site: str | None = None
+) -> list[Payment]:
+    q = select(Payment).order_by(Payment.received_at, Payment.id)
+    if artisan is not None:
+        q = q.where(Payment.artisan_id == artisan)
+    if site is not None:
+        q = q.where(Payment.site == site)
+    return list(db.scalars(q))
+
+
+# --------------------------------------------------------------------------- balances
+
+
+def _payer_filter(model, artisan: int | None, cooperative: str | None):  # noqa: ANN001, ANN202
+    if cooperative is not None:
+        return model.cooperative == cooperative
+    return model.artisan_id == artisan
+
+
+def statement(
+    db: DbSession, artisan: int | None = None, cooperative: str | None = None
+) -> dict[str, Any]:
+    """Invoices, credit notes and payments in date order with the running balance
+    (positive = owed by the artisan). For an artisan: their own invoices, not the ones of the
+    cooperative they bill to."""
+    if artisan is not None:
+        a = db.get(Artisan, artisan)
+        if a is None:
+            raise NotFound("billing.error.unknown_artisan", artisan=artisan)
+        currency = db.get(Site, a.site).currency
+    else:
+        currency = None
+    entries: list[dict[str, Any]] = []
+    for inv in db.scalars(select(Invoice).where(_payer_filter(Invoice, artisan, cooperative))):
+        currency = currency or inv.currency
+        entries.append(
+            {"date": inv.issued_at, "kind": "invoice", "ref": inv.number, "amount": inv.total}
+        )
+    for cn, inv in db.execute(
+        select(CreditNote, Invoice)
+        .join(Invoice, Invoice.id == CreditNote.invoice_id)
+        .where(_payer_filter(Invoice, artisan, cooperative))
+    ).all():
+        entries.append(
+            {"date": cn.issued_at, "kind": "credit_note", "ref": cn.number, "amount": cn.total}
+        )
+    for p in db.scalars(select(Payment).where(_payer_filter(Payment, artisan, cooperative))):
+        currency = currency or p.currency
+        entries.append(
+            {
+                "date": p.received_at,
+                "kind": "payment",
+                "ref": f"{p.method}:{p.reference}" if p.reference else p.method,
+                "amount": -p.amount,
+            }
+        )
+    entries.sort(key=lambda e: (e["date"], STATEMENT_KINDS.index(e["kind"]), e["ref"]))
+    running = 0
+    for e in entries:
+        running += e["amount"]
+        e["balance"] = running
+        e["date"] = e["date"].isoformat()
+    invoiced = sum(e["amount"] for e in entries if e["kind"] == "invoice")
+    credited = -sum(e["amount"] for e in entries if e["kind"] == "credit_note")
+    paid = -sum(e["amount"] for e in entries if e["kind"] == "payment")
+    return {
+        "artisan": artisan,
+        "cooperative": cooperative,
+        "currency": currency,
+        "invoiced": invoiced,
+        "credited": credited,
+        "paid": paid,
+        "balance": invoiced - credited - paid,
+        "entries": entries,
+    }
+
+
+def unbilled_amount(db: DbSession, artisan: int) -> int:
+    """What the artisan's closed, not yet invoiced sessions will cost (sessions on machines
+    without a rate card count 0)."""
+    a = db.get(Artisan, artisan)
+    site = db.get(Site, a.site)
+    sessions = db.scalars(
+        unbilled_sessions_query(site.code).where(Session.artisan == artisan)
+    ).all()
+    return sum(ln.amount for ln, _ in _charges(db, site, sessions, strict=False))
+
+
+def balance(db: DbSession, artisan: int) -> dict[str, Any]:
+    st = statement(db, artisan=artisan)
+    unbilled = unbilled_amount(db, artisan)
+    acct = db.get(CreditAccount, artisan)
+    policy = CreditPolicy(acct.prepaid, acct.credit_limit) if acct else CreditPolicy()
+    owed = st["balance"] + unbilled
+    return {
+        "artisan": artisan,
+        "currency": st["currency"],
+        "invoiced": st["invoiced"],
+        "credited": st["credited"],
+        "paid": st["paid"],
+        "balance": st["balance"],
+        "unbilled": unbilled,
+        "owed": owed,
+        "prepaid": policy.prepaid,
+        "credit_limit": policy.limit,
+        "available_credit": available_credit(owed, policy),
+        "credit_blocked": credit_blocked(owed, policy),
+    }
+
+
+def set_credit_account(
+    db: DbSession, artisan: int, prepaid: bool = False, credit_limit: int | None = None
+) -> CreditAccount:
+    with _Tx(db):
+        if db.get(Artisan, artisan) is None:
+            raise NotFound("billing.error.unknown_artisan", artisan=artisan)
+        if credit_limit is not None and (
+            not isinstance(credit_limit, int) or isinstance(credit_limit, bool) or credit_limit < 0
+        ):
+            raise BillingError("billing.error.bad_amount", value=credit_limit)
+        row = db.get(CreditAccount, artisan) or CreditAccount(artisan_id=artisan)
+        row.prepaid, row.credit_limit = prepaid, credit_limit
+        db.add(row)
+    refresh_credit_status(db, artisan)
+    return row
+
+
+def refresh_credit_status(db: DbSession, artisan_id: int) -> bool:
+    """Recompute and store ``Artisan.credit_blocked`` (read by the gateway snapshot). Call it
+    after anything that changes what an artisan owes: a session closing, a billing run, a
+    credit note, a payment, a change of credit account. It commits: call it after the caller's
+    own transaction is committed. Returns the new flag."""
+    with _Tx(db):
+        a = db.get(Artisan, artisan_id)
+        if a is None:
+            raise NotFound("billing.error.unknown_artisan", artisan=artisan_id)
+        if db.get(CreditAccount, artisan_id) is None:
+            blocked = False  # no credit account: no limit, nothing to compute
+        else:
+            blocked = balance(db, artisan_id)["credit_blocked"]
+        if a.credit_blocked != blocked:
+            a.credit_blocked = blocked
+    return blocked
+
+
+def refresh_site_credit_status(db: DbSession, site: str) -> int:
+    """Refresh every artisan of a site that has a credit account; returns how many changed."""
+    ids = db.scalars(
+        select(CreditAccount.artisan_id)
+        .join(Artisan, Artisan.id == CreditAccount.artisan_id)
+        .where(Artisan.site == site)
+    ).all()
+    changed = 0
+    for i in ids:
+        before = db.get(Artisan, i).credit_blocked
+        changed += refresh_credit_status(db, i) != before
+    return changed
+
