@@ -71,6 +71,10 @@ def render_conf(port: int, data_dir: Path, passwd: Path | None, acl: Path | None
         "log_type warning",
         "log_dest stderr",
     ]
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        # Started as root, Mosquitto drops to user "mosquitto", which cannot read a password
+        # file in the caller's private temp folder: stay the user that wrote the files.
+        lines.append("user root")
     if passwd is not None:
         lines += ["allow_anonymous false", f"password_file {passwd}"]
     else:

@@ -48,9 +48,13 @@ app = typer.Typer(cls=LazyGroup, no_args_is_help=True, add_completion=False,
 def server(host: str = typer.Option("127.0.0.1", help="Address to listen on."),
            port: int = typer.Option(8000, help="Port to listen on.")) -> None:
     """Run the API server (settings from the environment / .env)."""
-    from server.main import run
+    from server.__main__ import run
 
-    run(host=host, port=port)
+    try:
+        run(host=host, port=port)
+    except RuntimeError as e:  # refused to start (e.g. a default secret outside demo mode)
+        typer.echo(str(e), err=True)
+        raise typer.Exit(2) from None
 
 
 @app.command()
