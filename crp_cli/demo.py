@@ -103,7 +103,7 @@ def run_demo(once: bool, json_out: bool, date: str | None, seed: int, speed: flo
             pass
         return 0
     except StackError as e:
-        err.print(f"[red]demo failed:[/] {e}")
+        err.print("demo failed:", str(e), style="red", markup=False)
         return 1
     finally:
         stack.stop()

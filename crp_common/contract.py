@@ -33,6 +33,8 @@ MAX_PAYLOAD_BYTES = 4096
 
 SITE_RE = re.compile(r"^[A-Z0-9]{2,8}$")
 ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,47}$")
+# Machine type codes never appear in topics, so they may use underscores ("arc_welder").
+TYPE_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,47}$")
 # ISO 14443 UIDs are 4, 7 or 10 bytes: 8, 14 or 20 hex digits.
 BADGE_UID_RE = re.compile(r"^(?:[0-9A-F]{8}|[0-9A-F]{14}|[0-9A-F]{20})$")
 

@@ -169,7 +169,7 @@ class Gateway:
         self.client.loop_stop()
         self.stop_event.set()
         with self.lock:
-            self.q.put(("checkpoint", dumps(self.tracker.to_dict())))
+            self.q.put(("checkpoint", dumps(self.tracker.to_dict()), None))
         for th in self.threads:
             th.join(timeout=10)
         self.http.close()
@@ -335,7 +335,8 @@ class Gateway:
                     self.q.put(("prune", self.clock.now_ms() - SPOOL_RETENTION_MS, None))
                 self.stop_event.wait(FORWARD_IDLE_S)
                 continue
-            events = [{"source": r[1], "boot": r[2], "seq": r[3], "kind": r[4], "machine": r[5], "t": r[6],
+            events = [{"source": r[1], "boot": r[2], "seq": r[3], "kind": r[4], "site": self.site,
+                       "machine": r[5], "t": r[6],
                        "body": json.loads(r[7]), **({"skew_ms": r[8]} if r[8] is not None else {})} for r in rows]
             body = gzip.compress(json.dumps({"gateway": self.id, "site": self.site, "sent_at": self.clock.now_ms(),
                                              "events": events}, separators=(",", ":")).encode())

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 from sqlalchemy import select
 
-from crp_common.contract import BADGE_UID_RE, ID_RE, SITE_RE
+from crp_common.contract import BADGE_UID_RE, ID_RE, SITE_RE, TYPE_RE
 
 from ..api_keys import hash_api_key, new_api_key
 from ..errors import conflict, not_found, unknown_ref
@@ -22,6 +22,7 @@ router = APIRouter(prefix="/api/v1", tags=["registry"], dependencies=[Admin])
 
 SiteCode = Annotated[str, Field(pattern=SITE_RE.pattern)]
 Ident = Annotated[str, Field(pattern=ID_RE.pattern)]
+TypeCode = Annotated[str, Field(pattern=TYPE_RE.pattern)]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=120)]
 MaxTimeout = 24 * 3600
 MAX_ID = 2**31 - 1
@@ -84,7 +85,7 @@ def list_sites(db: Db) -> list[dict[str, Any]]:
 
 
 class MachineTypeIn(_In):
-    code: Ident
+    code: TypeCode
     name_fr: Name
     name_en: Name
     idle_timeout_s: Annotated[int, Field(ge=30, le=MaxTimeout)] = 600
@@ -115,7 +116,7 @@ def list_machine_types(db: Db) -> list[dict[str, Any]]:
 class MachineIn(_In):
     id: Ident
     site: SiteCode
-    type: Ident
+    type: TypeCode
     name: Name
     node_id: Ident | None = None
     locked: bool = False
@@ -361,7 +362,7 @@ def patch_badge(uid: str, body: BadgePatch, db: Db) -> dict[str, Any]:
 
 class QualificationIn(_In):
     artisan_id: RowId
-    machine_type: Ident
+    machine_type: TypeCode
     expires_on: dt.date | None = None
 
 
