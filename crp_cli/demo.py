@@ -26,8 +26,11 @@ from .stack import Stack, StackError
 
 DEFAULT_DB_FILE = Path("crp.db")
 DAY_START = dt.time(7, 0)
-CLOCK_LEAD_S = 3.0  # real seconds between fixing the clock and 07:00 simulated
+CLOCK_LEAD_S = 12.0  # real seconds between fixing the clock and 07:00 simulated (set-up time)
+# One machine starts the day close to its greasing, so the demo shows a run-hour plan coming due.
+RUN_HOUR_DEMO = ("bandsaw-1", 19.0)
 SETTLE_TIMEOUT_S = 60.0
+NOTIFY_WAIT_S = 15.0
 
 
 def _database_url() -> tuple[str, bool]:
@@ -59,10 +62,13 @@ def run_demo(once: bool, json_out: bool, date: str | None, seed: int, speed: flo
     err.print(f"  database: {db_url}{' (fresh)' if fresh else ''}; logs: {workdir}")
 
     day_start = dt.datetime.combine(day, DAY_START, tz).timestamp()
-    stack = Stack(workdir, db_url, site=workshop.site.code, api_port=port)
+    clock = ScaledClock(real_origin=time.time() + CLOCK_LEAD_S, sim_origin=day_start, speed=speed)
+    stack = Stack(workdir, db_url, site=workshop.site.code, api_port=port, clock_spec=clock.spec())
+    hooks = WebhookReceiver().start()
     try:
         stack.start_broker()
         err.print(f"  broker: {stack.broker.kind} on port {stack.broker.port}")
+        stack.server_env.update(stack.notify_mqtt_env())
         stack.start_server()
         err.print(f"  server: {stack.api_url}")
         if not fresh and stack.summary().get("events", 0) > 0:
@@ -70,8 +76,7 @@ def run_demo(once: bool, json_out: bool, date: str | None, seed: int, speed: flo
             return 2
         stack.seed(workshop)
         _seed_extras(stack, workshop)
-        clock = ScaledClock(real_origin=time.time() + CLOCK_LEAD_S, sim_origin=day_start, speed=speed)
-        stack.clock_spec = clock.spec()
+        _seed_maintenance(stack, workshop, hooks.url)
         stack.start_gateway()
         err.print("  gateway: ready (authorization cache loaded)")
         actions = generate_day(workshop, day, seed)
@@ -83,6 +88,7 @@ def run_demo(once: bool, json_out: bool, date: str | None, seed: int, speed: flo
         stack.wait_settled(SETTLE_TIMEOUT_S, after_ms=clock.now_ms() + 1000 * _max_idle_s(workshop))
         invoices = _bill(stack, day)
         summary = stack.summary()
+        summary.update(_maintenance_summary(stack))
         summary.update({"date": day.isoformat(), "site": workshop.site.code, "seed": seed,
                         "broker": stack.broker.kind, "database_url": db_url, "invoices": invoices,
                         "invoice_totals": _totals(invoices),
@@ -107,6 +113,7 @@ def run_demo(once: bool, json_out: bool, date: str | None, seed: int, speed: flo
         return 1
     finally:
         stack.stop()
+        hooks.stop()
 
 
 def _max_idle_s(workshop: Any) -> int:
@@ -130,6 +137,102 @@ def _seed_extras(stack: Stack, workshop: Any) -> None:
                 return
             if r.status_code >= 300:
                 raise StackError(f"rate card for {t.code}: {r.status_code} {r.text[:300]}")
+
+
+def _seed_maintenance(stack: Stack, workshop: Any, webhook_url: str) -> None:
+    """Plans from the workshop file, one technician reached by MQTT and webhook, and one
+    machine already near its greasing."""
+    with stack.api() as api:
+        def post(path: str, body: dict[str, Any]) -> dict[str, Any] | None:
+            r = api.post(path, json=body)
+            if r.status_code == 404:
+                return None
+            if r.status_code >= 300:
+                raise StackError(f"POST {path}: {r.status_code} {r.text[:300]}")
+            return r.json()
+
+        plans = []
+        for p in workshop.maintenance_plans:
+            body: dict[str, Any] = {"machine_type": p.type, "task": p.task}
+            if p.every_run_hours:
+                body.update(kind="run_hours", interval=p.every_run_hours)
+            elif p.every_days:
+                body.update(kind="calendar_days", interval=p.every_days)
+            elif p.metric:
+                body.update(kind="condition", metric=p.metric, above=p.above, for_s=p.for_s)
+            else:
+                continue
+            created = post("/api/v1/maintenance/plans", body)
+            if created is None:
+                return
+            plans.append((p, created))
+        for code in ("estop", "thermal"):
+            post("/api/v1/maintenance/plans", {"machine_type": workshop.machines[0].type, "kind": "fault",
+                                               "fault_code": code, "critical": True,
+                                               "task": f"Défaut {code} : contrôle avant remise en service"})
+        machine, run_h = RUN_HOUR_DEMO
+        mtype = next(m.type for m in workshop.machines if m.id == machine)
+        for p, created in plans:
+            if p.type == mtype and p.every_run_hours and p.every_run_hours > run_h:
+                r = api.put(f"/api/v1/maintenance/plans/{created['id']}/counters/{machine}", json={"run_h": run_h})
+                if r.status_code >= 300:
+                    raise StackError(f"plan counter: {r.status_code} {r.text[:300]}")
+                break
+        tech = post("/api/v1/technicians", {"site": workshop.site.code, "name": "Ibou Technicien", "lang": "fr"})
+        if tech:
+            for channel, address in (("mqtt", "atelier"), ("webhook", webhook_url)):
+                post("/api/v1/notification-targets", {"technician_id": tech["id"], "channel": channel,
+                                                      "address": address})
+
+
+def _maintenance_summary(stack: Stack) -> dict[str, Any]:
+    """Alerts by kind and notifications sent by channel (after letting the server deliver)."""
+    with stack.api() as api:
+        deadline = time.monotonic() + NOTIFY_WAIT_S
+        while True:
+            r = api.get("/api/v1/maintenance/summary")
+            if r.status_code != 200:
+                return {"alerts": {}, "notifications": {}}
+            data = r.json()
+            pending = api.get("/api/v1/notifications", params={"status": "pending"})
+            if pending.status_code != 200 or not pending.json() or time.monotonic() > deadline:
+                return {"alerts": data.get("alerts", {}), "notifications": data.get("notifications", {})}
+            time.sleep(0.5)
+
+
+class WebhookReceiver:
+    """A local webhook endpoint for the demo's technician (what a team chat bridge would be)."""
+
+    def __init__(self) -> None:
+        import http.server
+        import threading
+
+        received = self.received = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802
+                n = int(self.headers.get("Content-Length") or 0)
+                received.append(self.rfile.read(n))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *a: Any) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/hooks/crp"
+
+    def start(self) -> "WebhookReceiver":
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
 
 
 def _bill(stack: Stack, day: dt.date) -> list[dict[str, Any]]:

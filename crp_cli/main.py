@@ -16,6 +16,8 @@ LAZY_APPS: dict[str, tuple[str, str, str]] = {
     "sim": ("firmware_sim.cli", "app", "Simulated machine nodes (a workshop day)."),
     "db": ("server.cli", "db_app", "Database migrations."),
     "billing": ("server.billing.cli", "app", "Billing runs and exports."),
+    "alerts": ("server.maintenance.cli", "app", "Maintenance alerts (list, evaluate, dispatch)."),
+    "dashboards": ("server.dashboards.cli", "app", "Grafana dashboards: check every panel query, push."),
 }
 
 

@@ -161,6 +161,12 @@ class Stack:
         env["PYTHONUNBUFFERED"] = "1"
         return env
 
+    def notify_mqtt_env(self) -> dict[str, str]:
+        """Let the server publish technicians' alerts on the workshop broker."""
+        user, password = self.mqtt_creds("gateway")
+        return {"CRP_NOTIFY_MQTT_HOST": self.broker.host, "CRP_NOTIFY_MQTT_PORT": str(self.broker.port),
+                "CRP_NOTIFY_MQTT_USERNAME": user, "CRP_NOTIFY_MQTT_PASSWORD": password}
+
     def start_server(self) -> None:
         env = self._base_env()
         env.update({
@@ -169,6 +175,7 @@ class Stack:
             "CRP_DEMO_MODE": "true",
             "CRP_ADMIN_TOKEN": self.admin_token,
             "CRP_SECRET_KEY": secrets.token_urlsafe(32),
+            "CRP_CLOCK": self.clock_spec,
             **self.server_env,
         })
         self.server = Proc("server", crp_cmd("server", "--host", "127.0.0.1", "--port", str(self.api_port)), env,

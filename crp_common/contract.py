@@ -95,6 +95,10 @@ class FaultCode(StrEnum):
     OTHER = "other"
 
 
+# Fault codes that stop and lock the machine at once (decided at the gateway, so offline too).
+CRITICAL_FAULTS = frozenset({FaultCode.ESTOP.value, FaultCode.THERMAL.value, FaultCode.OVERCURRENT.value})
+
+
 class MachineState(StrEnum):
     AVAILABLE = "available"
     IN_USE = "in_use"
@@ -262,6 +266,9 @@ def parse_topic(t: str) -> tuple[str, str, str]:
     _, _, site, machine, kind = parts
     if not SITE_RE.match(site):
         raise ContractError("bad_site", site[:50])
+    if machine.startswith("_"):
+        # crp/v1/<site>/_tech/..., _gw/...: the system's own topics, not node messages.
+        raise ContractError("system_topic", machine[:50])
     if machine == GATEWAY_SEGMENT or not ID_RE.match(machine):
         raise ContractError("bad_machine", machine[:50])
     if kind not in UPLINK:

@@ -217,6 +217,9 @@ class Gateway:
         try:
             site, machine, kind, m = decode_uplink(msg.topic, msg.payload)
         except ContractError as e:
+            if e.reason == "system_topic":  # e.g. technicians' alerts: not for the gateway
+                self.q.put(("ignored", None, (msg.mid, msg.qos)))
+                return
             self._dead(msg, now, e.reason, e.detail)
             return
         if site != self.site:
@@ -293,6 +296,8 @@ class Gateway:
                     b.counters[f"dead:{rec[3]}"] += 1
                 elif kind == "dup":
                     b.counters["duplicate"] += 1
+                elif kind == "ignored":
+                    b.counters["system_topic"] += 1
                 elif kind == "checkpoint":
                     b.checkpoint = rec
                 elif kind == "prune":

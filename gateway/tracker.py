@@ -16,19 +16,21 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from crp_common.contract import EndReason, Kind, MachineState
+from crp_common.contract import CRITICAL_FAULTS, EndReason, Kind, MachineState
 from crp_common.events import GatewayKind
 from crp_common.i18n import tr
 from crp_common.rules import AuthIndex, MachineLive, decide
 from crp_common.snapshot import DEFAULT_IDLE_TIMEOUT_S
+
+from .conditions import ConditionMonitor
 
 # A node silent this long (while the gateway itself is connected) is offline.
 OFFLINE_AFTER_S = 150.0
 # After the gateway (re)connects, wait this long before judging silence or idleness: the broker
 # first hands over what it queued while the gateway was away.
 RECONNECT_GRACE_S = 30.0
-# Fault codes that lock the machine at once (the gateway decides, so it works offline).
-CRITICAL_FAULTS = frozenset({"estop", "thermal", "overcurrent"})
+# Kinds the condition monitor watches (telemetry rules and fault codes).
+WATCHED_KINDS = frozenset({Kind.TEMP, Kind.VIB, Kind.CURRENT, Kind.FAULT})
 
 
 @dataclass
@@ -80,6 +82,7 @@ class LiveMachine:
     motor: bool = False
     last_activity_ms: int | None = None  # last motor edge
     faults: list[str] = field(default_factory=list)
+    cond_locks: list[str] = field(default_factory=list)  # critical conditions holding now
     session: OpenSession | None = None
     state: str = MachineState.OFFLINE
 
@@ -109,15 +112,30 @@ class Tracker:
         self.machines: dict[str, LiveMachine] = {}
         self.connected_since_ms: int = 0
         self.cmd_seq = 0
+        self.conditions = ConditionMonitor()
+        if auth is not None:
+            self._set_rules(auth, None)
+
+    def _set_rules(self, auth: AuthIndex, t_ms: int | None) -> list[Fact]:
+        facts = []
+        for mid, sm in auth.machines.items():
+            for b in self.conditions.set_rules(mid, sm.conditions, t_ms):
+                t = b.pop("t")
+                facts.append(Fact(GatewayKind.ALERT, mid, t, b))
+        return facts
 
     # ------------------------------------------------------------------ persistence
 
     def to_dict(self) -> dict[str, Any]:
-        return {"machines": {k: m.to_dict() for k, m in self.machines.items()}, "cmd_seq": self.cmd_seq}
+        return {"machines": {k: m.to_dict() for k, m in self.machines.items()}, "cmd_seq": self.cmd_seq,
+                "conditions": self.conditions.to_dict()}
 
     def load(self, d: dict[str, Any]) -> None:
         self.machines = {k: LiveMachine.from_dict(v) for k, v in d.get("machines", {}).items()}
         self.cmd_seq = int(d.get("cmd_seq", 0))
+        self.conditions.load(d.get("conditions", {}))
+        if self.auth is not None:
+            self._set_rules(self.auth, None)  # the rules of the snapshot in force win
 
     # ------------------------------------------------------------------ helpers
 
@@ -140,7 +158,7 @@ class Tracker:
             return MachineState.OFFLINE
         if self._locked(m.id):
             return MachineState.MAINTENANCE
-        if any(f in CRITICAL_FAULTS for f in m.faults):
+        if any(f in CRITICAL_FAULTS for f in m.faults) or m.cond_locks:
             return MachineState.FAULT
         if m.session is not None:
             return MachineState.IN_USE
@@ -226,8 +244,28 @@ class Tracker:
                     out.commands.append(self._relay_off(mid, "fault"))
             elif code in m.faults:
                 m.faults.remove(code)
+        if kind in WATCHED_KINDS:
+            self._conditions(m, kind, body, t, out)
         self._emit(out, self._state_fact(m, t, kind))
         return out
+
+    def _conditions(self, m: LiveMachine, kind: str, body: dict[str, Any], t: int, out: Output) -> None:
+        """Telemetry rules and fault codes: alert facts; a critical condition stops the machine
+        and refuses badges while it holds (the lock awaiting a technician is the server's)."""
+        for b in self.conditions.observe(m.id, kind, body, t):
+            at = b.pop("t")
+            self._emit(out, [Fact(GatewayKind.ALERT, m.id, at, b)])
+            if b.get("kind") != "condition":
+                continue
+            cause = str(b.get("cause"))
+            if b.get("state") == "raised" and b.get("critical"):
+                if cause not in m.cond_locks:
+                    m.cond_locks.append(cause)
+                if m.session is not None:
+                    self._emit(out, self._close(m, at, EndReason.FAULT))
+                    out.commands.append(self._relay_off(m.id, "fault"))
+            elif b.get("state") == "cleared" and cause in m.cond_locks:
+                m.cond_locks.remove(cause)
 
     def _power_lost(self, m: LiveMachine, out: Output, cause: str) -> None:
         at = m.last_alive_ms if m.last_alive_ms is not None else 0
@@ -254,7 +292,7 @@ class Tracker:
             live = MachineLive(
                 session_artisan=m.session.artisan if m.session else None,
                 motor_running=m.motor,
-                fault=any(f in CRITICAL_FAULTS for f in m.faults),
+                fault=any(f in CRITICAL_FAULTS for f in m.faults) or bool(m.cond_locks),
             )
             local_date = dt.datetime.fromtimestamp(t / 1000, dt.timezone.utc).astimezone(self.tz).date()
             d = decide(self.auth, mid, uid, live, local_date)
@@ -317,6 +355,7 @@ class Tracker:
     def snapshot_changed(self, auth: AuthIndex, now_ms: int) -> Output:
         self.auth = auth
         out = Output()
+        self._emit(out, self._set_rules(auth, now_ms))
         for m in self.machines.values():
             self._emit(out, self._state_fact(m, now_ms, "snapshot"))
         return out

@@ -8,6 +8,7 @@ from typing import AsyncIterator
 from fastapi import FastAPI
 
 from .api import gateways, health, registry, reports
+from .background import Background
 from .db import make_engine, make_sessionmaker
 from .errors import install_handlers
 from .parts import part_modules
@@ -21,8 +22,11 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     engine = make_engine(settings.database_url)
 
     @asynccontextmanager
-    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app_: FastAPI) -> AsyncIterator[None]:
+        bg = Background(app_.state.sessionmaker).start() if settings.background_jobs else None
         yield
+        if bg is not None:
+            bg.stop()
         engine.dispose()
 
     app = FastAPI(title="CRP Workshop Tracker", version="1", docs_url="/docs", redoc_url=None, lifespan=lifespan)

@@ -8,6 +8,8 @@ NOTHING, so a batch sent twice (the forwarder retries) is stored once.
 
 from __future__ import annotations
 
+import logging
+
 import json
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Callable, Literal
@@ -93,6 +95,7 @@ class Ingested:
 
 
 IngestHook = Callable[[DbSession, Ingested], None]
+log = logging.getLogger("crp.server.ingest")
 _HOOKS: list[IngestHook] = []
 
 
@@ -102,6 +105,33 @@ def on_ingested(fn: IngestHook) -> IngestHook:
     if fn not in _HOOKS:
         _HOOKS.append(fn)
     return fn
+
+
+_COMMITTED_HOOKS: list[IngestHook] = []
+
+
+def on_committed(fn: IngestHook) -> IngestHook:
+    """Register ``fn(db, ingested)``, called after the ingest transaction has committed (work
+    that must only see stored data or that commits itself: credit status, telemetry). A failing
+    hook is logged and never undoes the ingestion. Usable as a decorator."""
+    if fn not in _COMMITTED_HOOKS:
+        _COMMITTED_HOOKS.append(fn)
+    return fn
+
+
+def ingest_and_commit(db: DbSession, gateway_id: str, batch: IngestBatch) -> IngestResult:
+    """:func:`ingest_batch`, commit, then the after-commit hooks."""
+    result = ingest_batch(db, gateway_id, batch)
+    db.commit()
+    done = db.info.pop("crp_ingested", None)
+    if done is not None:
+        for hook in list(_COMMITTED_HOOKS):
+            try:
+                hook(db, done)
+            except Exception:  # noqa: BLE001 - the events are stored; the hook can catch up later
+                log.exception("after-commit ingest hook %s failed", getattr(hook, "__name__", hook))
+                db.rollback()
+    return result
 
 
 class EventRefused(ValueError):
@@ -246,8 +276,9 @@ def ingest_batch(db: DbSession, gateway_id: str, batch: IngestBatch) -> IngestRe
     for machine in sorted(earliest):
         rederive_machine(db, machine, earliest[machine])
     db.flush()
-    if new_rows and _HOOKS:
+    if new_rows:
         done = Ingested(gateway_id, gw.site, new_rows, frozenset(earliest))
+        db.info["crp_ingested"] = done
         for hook in list(_HOOKS):
             hook(db, done)
     return IngestResult(accepted=len(inserted), duplicates=duplicates, rejected=rejected)

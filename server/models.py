@@ -56,7 +56,11 @@ class UTCDateTime(TypeDecorator):
 
 
 def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+    """Now on the server's clock: the system clock, or the demo's accelerated clock when
+    CRP_CLOCK says so (so due dates, escalations and issue dates follow simulated time)."""
+    from .background import server_clock
+
+    return dt.datetime.fromtimestamp(server_clock().now(), dt.timezone.utc)
 
 
 class Base(DeclarativeBase):

@@ -15,7 +15,7 @@ from crp_common.events import IngestBatch, IngestResult
 from crp_common.snapshot import Snapshot
 
 from ..errors import ApiError, invalid
-from ..ingest import first_error, ingest_batch
+from ..ingest import first_error, ingest_and_commit
 from ..snapshot_builder import build_snapshot
 from .deps import CurrentGateway, Db
 
@@ -63,9 +63,7 @@ async def ingest(request: Request, gw: CurrentGateway, db: Db) -> IngestResult:
         raise ApiError(403, "server.error.wrong_gateway", gateway=batch.gateway, expected=gw.id)
 
     def work() -> IngestResult:
-        result = ingest_batch(db, gw.id, batch)
-        db.commit()
-        return result
+        return ingest_and_commit(db, gw.id, batch)
 
     return await run_in_threadpool(work)
 

@@ -25,6 +25,7 @@ def test_valid_badge_is_normalised() -> None:
     ("other/v1/DKR/m/badge", enc({**HDR, "uid": "04A1B2C3"}), "unknown_topic"),
     ("crp/v1/dakar/m/badge", enc({**HDR, "uid": "04A1B2C3"}), "bad_site"),
     ("crp/v1/DKR/Bad_Machine/badge", enc({**HDR, "uid": "04A1B2C3"}), "bad_machine"),
+    ("crp/v1/DKR/_tech/alerts", enc(HDR), "system_topic"),
     ("crp/v1/DKR/m/smell", enc(HDR), "unknown_kind"),
     ("crp/v1/DKR/m/decision", enc(HDR), "downlink_topic"),
     (T, b"\xff\xfe", "not_utf8"),

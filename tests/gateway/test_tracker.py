@@ -195,3 +195,23 @@ def test_qualification_expiry_uses_site_local_date() -> None:
         "qualification_expired"
     t2 = Tracker(AuthIndex.of(s), tz="Africa/Dakar")
     assert t2.badge("bandsaw-1", "n-bs1", 1, 2, "AAAA0001", at).commands[0].payload["result"] == "grant"
+
+
+def test_critical_condition_stops_the_machine_until_it_clears() -> None:
+    machines = [{"id": "bandsaw-1", "type": "bandsaw", "node": "n-bs1",
+                 "conditions": [{"id": "7", "metric": "temp", "above": 70, "for_s": 300, "critical": True}]}]
+    t = Tracker(AuthIndex.of(snap(machines=machines)))
+    t.observe("status", "bandsaw-1", "n-bs1", 1, {"state": "online"}, T0)
+    t.badge("bandsaw-1", "n-bs1", 1, 2, "AAAA0001", T0)
+    raised = []
+    for i in range(0, 7):  # 72 °C every minute: holds from T0+MIN, raised after 5 minutes
+        out = t.observe("temp", "bandsaw-1", "n-bs1", 1, {"c": 72.0}, T0 + (i + 1) * MIN)
+        raised += by_kind(out, GatewayKind.ALERT)
+    assert [a.body["state"] for a in raised] == ["raised"] and raised[0].t == T0 + 6 * MIN
+    assert raised[0].body["cause"] == "condition:7"
+    assert t.machines["bandsaw-1"].session is None
+    assert t.badge("bandsaw-1", "n-bs1", 1, 9, "AAAA0002", T0 + 8 * MIN).commands[0].payload["reason"] == \
+        "machine_fault"
+    out = t.observe("temp", "bandsaw-1", "n-bs1", 1, {"c": 60.0}, T0 + 9 * MIN)
+    assert by_kind(out, GatewayKind.ALERT)[0].body["state"] == "cleared"
+    assert t.badge("bandsaw-1", "n-bs1", 1, 11, "AAAA0002", T0 + 10 * MIN).commands[0].payload["result"] == "grant"
