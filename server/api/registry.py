@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 from sqlalchemy import select
 
@@ -15,10 +15,11 @@ from crp_common.contract import BADGE_UID_RE, ID_RE, SITE_RE, TYPE_RE
 from ..api_keys import hash_api_key, new_api_key
 from ..errors import conflict, not_found, unknown_ref
 from ..models import Artisan, Badge, Gateway, Machine, MachineType, Qualification, Site
+from ..security.audit import audit
 from ..timeutil import is_valid_tz
-from .deps import Admin, Db
+from .deps import Authorized, Db
 
-router = APIRouter(prefix="/api/v1", tags=["registry"], dependencies=[Admin])
+router = APIRouter(prefix="/api/v1", tags=["registry"], dependencies=[Authorized])
 
 SiteCode = Annotated[str, Field(pattern=SITE_RE.pattern)]
 Ident = Annotated[str, Field(pattern=ID_RE.pattern)]
@@ -182,7 +183,7 @@ def get_machine(machine_id: str, db: Db) -> dict[str, Any]:
 
 
 @router.patch("/machines/{machine_id}")
-def patch_machine(machine_id: str, body: MachinePatch, db: Db) -> dict[str, Any]:
+def patch_machine(machine_id: str, body: MachinePatch, db: Db, request: Request) -> dict[str, Any]:
     m = db.get(Machine, machine_id)
     if m is None:
         raise not_found("machine", machine_id)
@@ -197,6 +198,9 @@ def patch_machine(machine_id: str, body: MachinePatch, db: Db) -> dict[str, Any]
         setattr(m, k, v)
     if changes.get("locked") is False and "lock_reason" not in changes:
         m.lock_reason = None
+    if "locked" in changes:
+        audit(db, request, "machine.locked" if m.locked else "machine.unlocked", "machine", m.id,
+              {"reason": m.lock_reason, "via": "PATCH /machines"})
     db.commit()
     return machine_out(m)
 
@@ -324,13 +328,14 @@ def badge_out(b: Badge) -> dict[str, Any]:
 
 
 @router.post("/badges", status_code=201)
-def create_badge(body: BadgeIn, db: Db) -> dict[str, Any]:
+def create_badge(body: BadgeIn, db: Db, request: Request) -> dict[str, Any]:
     if db.get(Artisan, body.artisan_id) is None:
         raise unknown_ref("artisan", body.artisan_id)
     if db.get(Badge, body.uid) is not None:
         raise conflict("badge", body.uid)
     b = Badge(uid=body.uid, artisan=body.artisan_id, status="active")
     db.add(b)
+    audit(db, request, "badge.issued", "badge", b.uid, {"artisan": b.artisan})
     db.commit()
     return badge_out(b)
 
@@ -344,7 +349,7 @@ def list_badges(db: Db, artisan: Annotated[int | None, Query(ge=1, le=MAX_ID)] =
 
 
 @router.patch("/badges/{uid}")
-def patch_badge(uid: str, body: BadgePatch, db: Db) -> dict[str, Any]:
+def patch_badge(uid: str, body: BadgePatch, db: Db, request: Request) -> dict[str, Any]:
     try:
         key = normalize_uid(uid)
     except ValueError:
@@ -352,6 +357,9 @@ def patch_badge(uid: str, body: BadgePatch, db: Db) -> dict[str, Any]:
     b = db.get(Badge, key)
     if b is None:
         raise not_found("badge", key)
+    if b.status != body.status:
+        audit(db, request, "badge.revoked" if body.status == "revoked" else "badge.reactivated", "badge", b.uid,
+              {"artisan": b.artisan, "from": b.status, "to": body.status})
     b.status = body.status
     db.commit()
     return badge_out(b)

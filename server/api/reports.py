@@ -24,9 +24,9 @@ from ..reports import (
     usage_by_machine,
 )
 from ..timeutil import bound_ms
-from .deps import Admin, Db, Settings, site_zone
+from .deps import Authorized, Db, Settings, site_zone
 
-router = APIRouter(prefix="/api/v1", tags=["reports"], dependencies=[Admin])
+router = APIRouter(prefix="/api/v1", tags=["reports"], dependencies=[Authorized])
 
 SiteQ = Annotated[str | None, Query(max_length=8)]
 MachineQ = Annotated[str | None, Query(max_length=48)]

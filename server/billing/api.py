@@ -9,12 +9,13 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Path, Query, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import PlainTextResponse
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, StringConstraints
 
-from server.api.deps import Admin, Db, Settings
+from server.api.deps import Authorized, Db, Settings
 from server.errors import ApiError
+from server.security.audit import audit
 
 from . import service
 from .errors import BillingError
@@ -22,7 +23,7 @@ from .export import invoice_pdf, to_csv
 from .models import PAYMENT_METHODS
 from .numbering import CREDIT_NOTE, parse_number
 
-router = APIRouter(prefix="/api/v1", tags=["billing"], dependencies=[Admin])
+router = APIRouter(prefix="/api/v1", tags=["billing"], dependencies=[Authorized])
 
 MAX_ID = 2**31 - 1
 PathId = Annotated[int, Path(ge=1, le=MAX_ID)]
@@ -72,14 +73,17 @@ class RateCardClose(_In):
 
 
 @router.post("/rate-cards", status_code=201)
-def create_rate_card(body: RateCardIn, db: Db, settings: Settings) -> dict[str, Any]:
+def create_rate_card(body: RateCardIn, db: Db, settings: Settings, request: Request) -> dict[str, Any]:
     fields = body.model_dump(exclude={"site"}, exclude_none=True)
     fields.setdefault("effective_to", None)
     try:
         row = service.create_rate_card(db, body.site or settings.default_site, **fields)
     except BillingError as e:
         raise _api(e) from None
-    return service.rate_card_dict(row)
+    out = service.rate_card_dict(row)
+    audit(db, request, "rate_card.created", "rate_card", row.id, out)
+    db.commit()
+    return out
 
 
 @router.get("/rate-cards")
@@ -88,12 +92,15 @@ def list_rate_cards(db: Db, site: SiteCode | None = None) -> list[dict[str, Any]
 
 
 @router.post("/rate-cards/{card_id}/close")
-def close_rate_card(card_id: PathId, body: RateCardClose, db: Db) -> dict[str, Any]:
+def close_rate_card(card_id: PathId, body: RateCardClose, db: Db, request: Request) -> dict[str, Any]:
     """End a card on a date (inclusive), before a price change."""
     try:
-        return service.rate_card_dict(service.close_rate_card(db, card_id, body.effective_to))
+        out = service.rate_card_dict(service.close_rate_card(db, card_id, body.effective_to))
     except BillingError as e:
         raise _api(e) from None
+    audit(db, request, "rate_card.closed", "rate_card", card_id, {"effective_to": body.effective_to})
+    db.commit()
+    return out
 
 
 # --------------------------------------------------------------------------- billing run
@@ -107,14 +114,19 @@ class BillingRunIn(_In):
 
 
 @router.post("/billing/run")
-def run_billing(body: BillingRunIn, db: Db, settings: Settings) -> list[dict[str, Any]]:
+def run_billing(body: BillingRunIn, db: Db, settings: Settings, request: Request) -> list[dict[str, Any]]:
     """Issue the period's invoices; running it again issues nothing (answers [])."""
     try:
         site = body.site or settings.default_site
         docs = service.run_billing(db, site, body.period, tax_bp=body.tax_bp, lang=body.lang)
     except BillingError as e:
         raise _api(e) from None
-    return [d.as_dict() for d in docs]
+    out = [d.as_dict() for d in docs]
+    for d in out:
+        audit(db, request, "invoice.issued", "invoice", d.get("number"),
+              {"period": body.period, "total": d.get("total"), "currency": d.get("currency")})
+    db.commit()
+    return out
 
 
 @router.get("/billing/export.csv", response_class=PlainTextResponse)
@@ -192,14 +204,18 @@ class CreditNoteIn(_In):
 
 
 @router.post("/invoices/{number}/credit-note", status_code=201)
-def credit_note(number: str, body: CreditNoteIn, db: Db) -> dict[str, Any]:
+def credit_note(number: str, body: CreditNoteIn, db: Db, request: Request) -> dict[str, Any]:
     if parse_number_or_none(number) is None:
         raise ApiError(404, "billing.error.unknown_invoice", number=number)
     try:
         doc = service.issue_credit_note(db, number, body.lines, body.reason, lang=body.lang)
     except BillingError as e:
         raise _api(e) from None
-    return doc.as_dict()
+    out = doc.as_dict()
+    audit(db, request, "invoice.credited", "invoice", number,
+          {"credit_note": out.get("number"), "total": out.get("total"), "reason": body.reason})
+    db.commit()
+    return out
 
 
 def parse_number_or_none(number: str):  # noqa: ANN201
@@ -224,7 +240,7 @@ class PaymentIn(_In):
 
 
 @router.post("/payments", status_code=201)
-def create_payment(body: PaymentIn, db: Db) -> dict[str, Any]:
+def create_payment(body: PaymentIn, db: Db, request: Request) -> dict[str, Any]:
     received = body.received_at
     if received is not None and received.tzinfo is None:
         raise ApiError(422, "billing.error.naive_time")
@@ -242,7 +258,10 @@ def create_payment(body: PaymentIn, db: Db) -> dict[str, Any]:
         )
     except BillingError as e:
         raise _api(e) from None
-    return service.payment_dict(p)
+    out = service.payment_dict(p)
+    audit(db, request, "payment.recorded", "payment", p.id, out)
+    db.commit()
+    return out
 
 
 @router.get("/payments")
@@ -280,10 +299,14 @@ def artisan_statement(artisan_id: PathId, db: Db) -> dict[str, Any]:
 
 @router.put("/artisans/{artisan_id}/credit-account")
 def put_credit_account(
-    artisan_id: PathId, body: CreditAccountIn, db: Db
+    artisan_id: PathId, body: CreditAccountIn, db: Db, request: Request
 ) -> dict[str, Any]:
     try:
         service.set_credit_account(db, artisan_id, body.prepaid, body.credit_limit)
-        return service.balance(db, artisan_id)
+        out = service.balance(db, artisan_id)
     except BillingError as e:
         raise _api(e) from None
+    audit(db, request, "credit_account.set", "artisan", artisan_id,
+          {"prepaid": body.prepaid, "credit_limit": body.credit_limit})
+    db.commit()
+    return out

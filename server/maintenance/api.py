@@ -8,15 +8,16 @@ import datetime as dt
 import re
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 from sqlalchemy import select
 
 from crp_common.contract import ID_RE, SITE_RE, FaultCode, TYPE_RE
 
-from ..api.deps import Admin, Db
+from ..api.deps import Authorized, Db
 from ..errors import ApiError, not_found, unknown_ref
 from ..models import Machine, MachineType, Site, utcnow
+from ..security.audit import audit
 from . import workorders
 from .alerts import acknowledge, get_alert, resolve
 from .evaluation import evaluate
@@ -24,7 +25,7 @@ from .models import Alert, MaintenancePlan, NotificationDelivery, NotificationTa
 from .plans import apply_status, get_counter, local_date, machines_of, set_counter
 from .views import alert_out, delivery_out, plan_out, target_out, technician_out, work_order_out
 
-router = APIRouter(prefix="/api/v1", tags=["maintenance"], dependencies=[Admin])
+router = APIRouter(prefix="/api/v1", tags=["maintenance"], dependencies=[Authorized])
 
 MAX_ID = 2**31 - 1
 PathId = Annotated[int, Path(ge=1, le=MAX_ID)]
@@ -541,16 +542,19 @@ def _machine_state(m: Machine) -> dict[str, Any]:
 
 
 @router.post("/machines/{machine_id}/lock")
-def lock_machine(machine_id: str, db: Db, body: LockIn | None = None) -> dict[str, Any]:
+def lock_machine(machine_id: str, db: Db, request: Request, body: LockIn | None = None) -> dict[str, Any]:
     body = body or LockIn()
     m = workorders.lock(db, machine_id, body.reason, body.by)
+    audit(db, request, "machine.locked", "machine", m.id, {"reason": m.lock_reason, "by": body.by,
+                                                           "via": "maintenance"})
     db.commit()
     return _machine_state(m)
 
 
 @router.post("/machines/{machine_id}/unlock")
-def unlock_machine(machine_id: str, db: Db) -> dict[str, Any]:
+def unlock_machine(machine_id: str, db: Db, request: Request) -> dict[str, Any]:
     m = workorders.unlock(db, machine_id)
+    audit(db, request, "machine.unlocked", "machine", m.id, {"via": "maintenance"})
     db.commit()
     return _machine_state(m)
 
