@@ -54,6 +54,7 @@ class Kind(StrEnum):
     TEMP = "temp"
     VIB = "vib"
     FAULT = "fault"
+    ENERGY = "energy"
 
 
 class Downlink(StrEnum):
@@ -188,6 +189,14 @@ class FaultMsg(_Msg):
     active: bool
 
 
+class EnergyMsg(_Msg):
+    """The meter's cumulative energy counter in Wh (metering plugs, or a node with a meter).
+    Counters may restart after a power cut: consumers take differences within one boot and
+    never count a counter going backwards as negative energy."""
+
+    wh: Annotated[float, Field(ge=0, le=1e12)]
+
+
 class DecisionMsg(BaseModel):
     """Gateway -> node answer to a badge request ``(boot, req)``."""
 
@@ -234,6 +243,7 @@ UPLINK: dict[str, KindSpec] = {
     Kind.TEMP: KindSpec(Kind.TEMP, TempMsg, qos=0, retain=False, telemetry=True),
     Kind.VIB: KindSpec(Kind.VIB, VibMsg, qos=0, retain=False, telemetry=True),
     Kind.FAULT: KindSpec(Kind.FAULT, FaultMsg, qos=1, retain=False),
+    Kind.ENERGY: KindSpec(Kind.ENERGY, EnergyMsg, qos=0, retain=False, telemetry=True),
 }
 
 DOWNLINK: dict[str, KindSpec] = {

@@ -13,7 +13,12 @@ Rules:
 - if the machine's node reboots or goes offline while a session is open and no close came, the
   session is closed at the node's last sign of life with ``power_loss`` (never at the reboot);
 - motor run time is the overlap of the node's motor-on intervals with the session; a motor-on
-  interval ends at motor off, or at the node's last sign of life when it lost power.
+  interval ends at motor off, or at the node's last sign of life when it lost power;
+- energy (``energy`` readings, a cumulative Wh counter, e.g. from a metering plug): the
+  difference between two consecutive readings of the same ``(source, boot)`` is spread evenly
+  over the time between them and each session gets its overlap. A counter that goes backwards
+  (reset after a power cut) starts afresh from that reading: it never yields negative energy.
+  ``energy_wh`` is None when the machine sent no energy reading at all.
 """
 
 from __future__ import annotations
@@ -52,6 +57,7 @@ class SessionRecord:
     end_reason: str | None = None
     run_ms: int = 0
     last_ms: int = 0  # latest time this session is known to have been alive
+    energy_wh: float | None = None  # None: the machine reports no energy
 
     @property
     def open(self) -> bool:
@@ -64,6 +70,35 @@ class SessionRecord:
 
 def _overlap(a0: int, a1: int, b0: int, b1: int) -> int:
     return max(0, min(a1, b1) - max(a0, b0))
+
+
+ENERGY_DECIMALS = 3
+
+
+def energy_segments(readings: Iterable[tuple[int, str, int, float]]) -> list[tuple[int, int, float]]:
+    """``(t, source, boot, wh)`` counter readings in time order -> ``(t0, t1, delta_wh)``
+    segments between consecutive readings of one counter. A new ``(source, boot)`` or a
+    counter going backwards starts a new baseline: no segment, never a negative delta."""
+    out: list[tuple[int, int, float]] = []
+    last: tuple[int, str, int, float] | None = None
+    for t, source, boot, wh in readings:
+        if last is not None and (last[1], last[2]) == (source, boot) and wh >= last[3]:
+            if wh > last[3]:
+                out.append((last[0], t, wh - last[3]))
+        last = (t, source, boot, wh)
+    return out
+
+
+def energy_in(segments: list[tuple[int, int, float]], start: int, end: int) -> float:
+    """The energy of ``segments`` that falls in ``[start, end]``, spread evenly in each segment."""
+    total = 0.0
+    for t0, t1, wh in segments:
+        if t1 <= t0:
+            if start <= t1 <= end:
+                total += wh
+        else:
+            total += wh * _overlap(t0, t1, start, end) / (t1 - t0)
+    return round(total, ENERGY_DECIMALS)
 
 
 def derive_sessions(events: Iterable[FoldEvent]) -> list[SessionRecord]:
@@ -90,6 +125,7 @@ def _fold_machine(machine: str, evs: list[FoldEvent]) -> list[SessionRecord]:
     intervals: list[tuple[int, int]] = []
     node_boot: tuple[str, int] | None = None
     last_alive: int | None = None
+    readings: list[tuple[int, str, int, float]] = []
 
     def close(s: SessionRecord, at: int, reason: str) -> None:
         s.end_ms = max(at, s.start_ms)
@@ -119,6 +155,10 @@ def _fold_machine(machine: str, evs: list[FoldEvent]) -> list[SessionRecord]:
             last_alive = e.t
             if current is not None:
                 current.last_ms = max(current.last_ms, e.t)
+            if e.kind == "energy":
+                wh = e.body.get("wh")
+                if isinstance(wh, (int, float)) and not isinstance(wh, bool) and wh >= 0:
+                    readings.append((e.t, e.source, e.boot, float(wh)))
             if e.kind == "motor":
                 if e.body.get("running"):
                     if motor_since is None:
@@ -150,7 +190,10 @@ def _fold_machine(machine: str, evs: list[FoldEvent]) -> list[SessionRecord]:
                     current = None
     if motor_since is not None and last_alive is not None:
         intervals.append((motor_since, max(last_alive, motor_since)))
+    segments = energy_segments(readings)
     for s in sessions.values():
         end = s.end_ms if s.end_ms is not None else s.last_ms
         s.run_ms = sum(_overlap(a, b, s.start_ms, end) for a, b in intervals)
+        if readings:
+            s.energy_wh = energy_in(segments, s.start_ms, end)
     return list(sessions.values())

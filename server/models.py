@@ -19,6 +19,7 @@ from sqlalchemy import (
     Boolean,
     Date,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -192,6 +193,9 @@ class Session(Base):
     run_ms: Mapped[int] = mapped_column(BigInteger, default=0)
     last_ms: Mapped[int] = mapped_column(BigInteger, default=0)
     open: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Energy used in the session (Wh) from the machine's energy readings (metering plugs);
+    # None when the machine reports no energy. Migration 0005.
+    energy_wh: Mapped[float | None] = mapped_column(Float, nullable=True)
 
     @property
     def badge_ms(self) -> int:

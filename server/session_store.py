@@ -109,7 +109,24 @@ def context_before(db: DbSession, machine: str, w: int) -> list[FoldEvent]:
         if since is not None:
             start = min(start, since)
     rows = db.scalars(select(Event).where(*base, Event.t_ms >= start)).all()
-    return [_fold_event(e) for e in rows]
+    out = [_fold_event(e) for e in rows]
+    baseline = energy_baseline(db, machine, w)
+    if baseline is not None and baseline.t_ms < start:
+        out.append(_fold_event(baseline))  # the counter reading the first one after w counts from
+    return out
+
+
+def energy_baseline(db: DbSession, machine: str, w: int) -> Event | None:
+    """The latest energy reading before ``w`` if it belongs to the boot of the latest node
+    message before ``w`` (the fold counts energy from it); None otherwise."""
+    base = [Event.machine == machine, Event.kind.in_(NODE_KINDS), Event.t_ms < w]
+    latest = db.scalars(_desc(select(Event).where(*base)).limit(1)).first()
+    if latest is None:
+        return None
+    e = db.scalars(_desc(select(Event).where(*base, Event.kind == "energy")).limit(1)).first()
+    if e is None or (e.source, e.boot) != (latest.source, latest.boot):
+        return None
+    return e
 
 
 def window_start(db: DbSession, machine: str, t0: int) -> tuple[int, list[FoldEvent]]:
@@ -118,6 +135,10 @@ def window_start(db: DbSession, machine: str, t0: int) -> tuple[int, list[FoldEv
     while True:
         ctx = context_before(db, machine, w)
         since = motor_since(ctx)
+        baseline = energy_baseline(db, machine, w)
+        if baseline is not None:
+            # Energy between that reading and the next one is spread over sessions ending after it.
+            since = baseline.t_ms if since is None else min(since, baseline.t_ms)
         if since is None:
             return w, ctx
         earlier = db.scalar(
@@ -204,6 +225,7 @@ def _store(db: DbSession, machine: str, w: int, derived: list[SessionRecord], si
         row.run_ms = rec.run_ms
         row.last_ms = rec.last_ms
         row.open = rec.open
+        row.energy_wh = rec.energy_wh
     for row in existing.values():
         if row.machine == machine and row.start_ms >= w:
             db.delete(row)

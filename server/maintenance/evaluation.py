@@ -39,7 +39,9 @@ class AlertBody(BaseModel):
 
     model_config = ConfigDict(extra="allow")
     cause: str = Field(min_length=1, max_length=80)
-    kind: Literal["condition", "fault"]
+    # "interlock": a plug that does not follow its machine's session (gateway/plugs); recorded
+    # as a condition alert whose cause names the plug.
+    kind: Literal["condition", "fault", "interlock"]
     state: Literal["raised", "cleared"]
     metric: Literal["temp", "vib", "current"] | None = None
     value: float | None = None

@@ -28,8 +28,8 @@ def test_upgrade_from_empty_to_head_and_again(database_url):
         engine.dispose()
 
 
-def test_revision_0001_matches_the_core_models(database_url):
-    upgrade(database_url, "0001")
+def test_migrations_at_head_match_the_core_models(database_url):
+    upgrade(database_url, "head")
     engine = make_engine(database_url)
     try:
         with engine.connect() as conn:
