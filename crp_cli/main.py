@@ -18,6 +18,9 @@ LAZY_APPS: dict[str, tuple[str, str, str]] = {
     "billing": ("server.billing.cli", "app", "Billing runs and exports."),
     "alerts": ("server.maintenance.cli", "app", "Maintenance alerts (list, evaluate, dispatch)."),
     "dashboards": ("server.dashboards.cli", "app", "Grafana dashboards: check every panel query, push."),
+    "users": ("server.security.cli", "users_app", "People who log in (roles)."),
+    "devices": ("server.security.cli", "devices_app", "MQTT devices (nodes, gateways)."),
+    "broker": ("server.security.cli", "broker_app", "Mosquitto password file, ACL, config."),
 }
 
 

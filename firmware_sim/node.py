@@ -228,12 +228,10 @@ class MachineNode:
         result, mid = client.subscribe([(self._topic(contract.Downlink.DECISION), 1),
                                         (self._topic(contract.Downlink.CMD), 1)])
         self._sub_mid = mid
-        # The first connection of a boot is stamped at the power-up itself (up 0 + what was
-        # already stamped), so the connection time does not shift the events planned after it;
-        # a later reconnection (broker restart) reports the true uptime.
-        first = self.seq == 0
-        at = self.boot_at if first else self.clock.now()
-        self._publish(StatusMsg, Kind.STATUS, at, state="online", fw=self.fw)
+        # The true uptime at the moment of publishing, as a real node reports it: the gateway
+        # anchors the boot on it (receive time - uptime), so connection time does not shift
+        # anything (stamping it "up 0" would make the anchor late by the connection time).
+        self._publish(StatusMsg, Kind.STATUS, self.clock.now(), state="online", fw=self.fw)
 
     def _on_subscribe(self, client: mqtt.Client, userdata: Any, mid: int, reason_codes: Any, properties: Any) -> None:
         if mid == self._sub_mid and not any(rc.is_failure for rc in reason_codes):

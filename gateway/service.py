@@ -33,16 +33,21 @@ import paho.mqtt.client as mqtt
 from crp_common.clock import Clock, clock_from_spec
 from crp_common.contract import (
     DOWNLINK, UPLINK, CommandMsg, ContractError, DecisionMsg, Kind, body_of, decode_uplink, encode,
-    gateway_status_topic, topic, uplink_filter,
+    TOPIC_ROOT, gateway_status_topic, topic, uplink_filter,
 )
 from crp_common.events import GatewayKind
 from crp_common.rules import AuthIndex
 from crp_common.snapshot import Snapshot
 
+from .dedup import Seen
 from .settings import GatewaySettings
 from .spool import SPOOL_RETENTION_MS, Spool, dumps
 from .stamping import Stamper, StampError
-from .tracker import Fact, Output, Tracker
+from .tracker import DISCONNECTED, Fact, Output, Tracker
+from .plugs.bridge import SPOOL_KEY as PLUGS_SPOOL_KEY
+from .plugs.bridge import PlugBridge
+from .plugs.mapping import load_plugs
+from .plugs.topics import Route
 
 log = logging.getLogger("crp.gateway")
 
@@ -59,9 +64,7 @@ SNAPSHOT_RETRY_S = 5.0
 PRUNE_EVERY_S = 3600.0
 STATUS_EVERY_S = 1.0
 KEEPALIVE_S = 30
-
-# Kinds whose duplicates must be caught before they reach the tracker (they change state).
-STATEFUL_KINDS = tuple(k for k, spec in UPLINK.items() if not spec.telemetry)
+RECONNECT_MAX_S = 10
 
 # Subscriptions are data: (topic filter template, QoS).
 SUBSCRIPTIONS: tuple[tuple[str, int], ...] = (("{uplink}", 1),)
@@ -103,6 +106,14 @@ class Gateway:
             auth, tz, lang = AuthIndex.of(snap), snap.site.tz, snap.site.locale
         self.snapshot_etag = self.spool.get("snapshot_etag")
         self.tracker = Tracker(auth, tz=tz, lang=lang)
+        # Metering plugs (docs/plugs.md): their own topics, routed before the node contract.
+        self.plugs: PlugBridge | None = None
+        if settings.plugs_file is not None:
+            self.plugs = PlugBridge(load_plugs(settings.plugs_file), self.id)
+            raw_plugs = self.spool.get(PLUGS_SPOOL_KEY)
+            if raw_plugs:
+                self.plugs.load(json.loads(raw_plugs))
+            self.tracker.presence_by_lwt |= set(self.plugs.machines)
         self._restore()
 
         self.client = mqtt.Client(
@@ -113,10 +124,12 @@ class Gateway:
         self.client.will_set(gateway_status_topic(self.site, self.id),
                              json.dumps({"v": 1, "state": "offline"}), qos=1, retain=True)
         self.client.max_inflight_messages_set(100)
+        self.client.reconnect_delay_set(min_delay=1, max_delay=RECONNECT_MAX_S)
         self.client.max_queued_messages_set(0)
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
+        self.client.enable_logger(logging.getLogger("crp.gateway.mqtt"))
         self.http = httpx.Client(base_url=settings.server_url, timeout=HTTP_TIMEOUT_S,
                                  headers={"X-API-Key": settings.gateway_api_key})
 
@@ -137,8 +150,8 @@ class Gateway:
             else:
                 self.tracker.apply(Fact(kind, machine, t, b))
             replayed += 1
-        since = self.clock.now_ms() - SPOOL_RETENTION_MS
-        self.recent: set[tuple[str, int, int]] = set(self.spool.keys_since(since, STATEFUL_KINDS))
+        self.seen = Seen()
+        self.seen.load(self.spool.recent_node_keys())
         log.info("gateway %s boot %d: restored state (checkpoint row %d, %d replayed)", self.id, self.boot,
                  upto, replayed)
 
@@ -200,12 +213,18 @@ class Gateway:
         with self.lock:
             self.tracker.connected_since_ms = self.clock.now_ms()
         subs = [(tpl.format(uplink=uplink_filter(self.site)), qos) for tpl, qos in SUBSCRIPTIONS]
+        if self.plugs is not None:
+            subs += self.plugs.subscriptions()
         client.subscribe(subs)
         client.publish(gateway_status_topic(self.site, self.id),
                        json.dumps({"v": 1, "state": "online", "boot": self.boot}), qos=1, retain=True)
         log.info("gateway %s connected to MQTT %s:%s", self.id, self.s.mqtt_host, self.s.mqtt_port)
 
     def _on_disconnect(self, _c: Any, _ud: Any, _flags: Any, rc: Any, _props: Any = None) -> None:
+        with self.lock:
+            # Cut off from the broker, the gateway hears nothing: silence and idleness mean
+            # nothing until it is back (and has received what the broker kept for it).
+            self.tracker.connected_since_ms = DISCONNECTED
         log.warning("MQTT disconnected (%s); paho reconnects", rc)
 
     def _dead(self, msg: mqtt.MQTTMessage, now: int, reason: str, detail: str) -> None:
@@ -213,11 +232,27 @@ class Gateway:
                     (msg.mid, msg.qos)))
 
     def _on_message(self, _c: Any, _ud: Any, msg: mqtt.MQTTMessage) -> None:
+        try:
+            self._handle(msg)
+        except Exception as e:  # noqa: BLE001 - a bug must not lose the message: keep it, say why
+            log.exception("internal error on %s", msg.topic)
+            self._dead(msg, self.clock.now_ms(), "internal_error", f"{type(e).__name__}: {e}")
+
+    def _handle(self, msg: mqtt.MQTTMessage) -> None:
         now = self.clock.now_ms()
+        if self.plugs is not None and not msg.topic.startswith(TOPIC_ROOT + "/"):
+            try:
+                route = self.plugs.route(msg.topic)
+            except ContractError as e:
+                self._dead(msg, now, e.reason, e.detail)
+                return
+            if route is not None:
+                self._on_plug_message(route, msg, now)
+                return
         try:
             site, machine, kind, m = decode_uplink(msg.topic, msg.payload)
         except ContractError as e:
-            if e.reason == "system_topic":  # e.g. technicians' alerts: not for the gateway
+            if e.reason in ("system_topic", "downlink_topic"):  # our own traffic on the site's tree
                 self.q.put(("ignored", None, (msg.mid, msg.qos)))
                 return
             self._dead(msg, now, e.reason, e.detail)
@@ -232,27 +267,83 @@ class Gateway:
                 if sm is not None and sm.node and sm.node != m.node:
                     self._dead(msg, now, "node_mismatch", f"{m.node} on {machine}, expected {sm.node}")
                     return
-            key = (m.node, m.boot, m.seq)
-            if kind in STATEFUL_KINDS:
-                if key in self.recent:
-                    self.q.put(("dup", None, (msg.mid, msg.qos)))
-                    return
+            seen = self.seen.check(m.node, m.boot, m.seq)
+            if seen is not None:  # duplicate or replay: counted, acknowledged, not ingested again
+                self.q.put(("dup", seen, (msg.mid, msg.qos)))
+                return
             try:
                 t = self.stamper.stamp(m.node, m.boot, m.seq, m.up, now)
             except StampError as e:
                 self._dead(msg, now, e.reason, e.detail)
                 return
-            if kind in STATEFUL_KINDS:
-                self.recent.add(key)
             body = body_of(m)
             skew = int(m.ts * 1000) - t if m.ts is not None else None
             event = (m.node, m.boot, m.seq, kind, machine, t, dumps(body), skew, now)
             out = self.tracker.observe(kind, machine, m.node, m.boot, body, t)
             if kind == Kind.BADGE:
-                out.extend(self.tracker.badge(machine, m.node, m.boot, m.seq, m.uid, t))
+                if now - t > self.s.badge_max_age_s * 1000:
+                    out.extend(self.tracker.expired_badge(machine, m.node, m.boot, m.seq, m.uid, t))
+                else:
+                    out.extend(self._badge(machine, m.node, m.boot, m.seq, m.uid, t))
             self._publish(out)
             self.q.put(("event", event, (msg.mid, msg.qos)))
             self._record(out)
+            self._plug_sync(now)
+
+    def _badge(self, machine: str, node: str, boot: int, seq: int, uid: str, t: int) -> Output:
+        """Decide a badge request. A reader serving a plug machine asks for that machine; its
+        answer goes back to the reader's own topic."""
+        target = self.plugs.badge_machine(machine) if self.plugs is not None else None
+        if target is None:
+            return self.tracker.badge(machine, node, boot, seq, uid, t)
+        out = self.tracker.badge(target, node, boot, seq, uid, t)
+        for c in out.commands:
+            if c.downlink == "decision" and c.machine == target:
+                c.machine = machine
+        return out
+
+    # ------------------------------------------------------------------ plugs
+
+    def _on_plug_message(self, route: Route, msg: mqtt.MQTTMessage, now: int) -> None:
+        """A plug message: its records take the same path as node messages (tracker, spool,
+        forwarding), stamped with the gateway's receive time (plugs have no uptime)."""
+        assert self.plugs is not None
+        ack = (msg.mid, msg.qos)
+        with self.lock:
+            try:
+                recs = self.plugs.handle(route, bytes(msg.payload), now)
+            except ContractError as e:
+                self._dead(msg, now, e.reason, e.detail)
+                return
+            if not recs:
+                self.q.put(("plug_noop", None, ack))
+            for i, r in enumerate(recs):
+                last = ack if i == len(recs) - 1 else None
+                seen = self.seen.check(r.source, r.boot, r.seq)
+                if seen is not None:  # e.g. a retained Last Will delivered again
+                    self.q.put(("dup", seen, last))
+                    continue
+                out = self.tracker.observe(r.kind, r.machine, r.source, r.boot, r.body, r.t)
+                self._publish(out)
+                self.q.put(("event", (r.source, r.boot, r.seq, r.kind, r.machine, r.t, dumps(r.body), None, now), last))
+                self._record(out)
+            self._plug_sync(now)
+
+    def _plug_sync(self, now: int) -> None:
+        """The interlock: command plugs to follow their machine's session; alert on mismatch.
+        Called under the lock after anything that may open or close a session."""
+        if self.plugs is None:
+            return
+        sessions = {mid: (lm := self.tracker.machines.get(mid)) is not None and lm.session is not None
+                    for mid in self.plugs.machines}
+        commands, facts = self.plugs.reconcile(sessions, now)
+        for c in commands:
+            self.client.publish(c.topic, c.payload, qos=c.qos)
+            self.stats["plug_commands"] += 1
+        if facts:
+            self._record(Output(facts=facts))
+        if self.plugs.take_dirty():
+            self.spool.put(PLUGS_SPOOL_KEY, dumps(self.plugs.to_dict()))
 
     def _publish(self, out: Output) -> None:
         for c in out.commands:
@@ -295,7 +386,7 @@ class Gateway:
                     b.dead.append(rec)
                     b.counters[f"dead:{rec[3]}"] += 1
                 elif kind == "dup":
-                    b.counters["duplicate"] += 1
+                    b.counters[rec] += 1
                 elif kind == "ignored":
                     b.counters["system_topic"] += 1
                 elif kind == "checkpoint":
@@ -421,6 +512,7 @@ class Gateway:
                 if out.facts or out.commands:
                     self._publish(out)
                     self._record(out)
+                self._plug_sync(self.clock.now_ms())
             if time.monotonic() - last_status > STATUS_EVERY_S:
                 last_status = time.monotonic()
                 self._publish_status()
@@ -440,9 +532,13 @@ class Gateway:
     def status(self) -> dict[str, Any]:
         with self.lock:
             board = self.tracker.board()
+        with self.lock:
+            plugs = ({pid: {"machine": self.plugs.cfg.plugs[pid].machine, "online": s.online, "relay": s.relay,
+                            "running": s.running, "boot": s.boot} for pid, s in self.plugs.live.items()}
+                     if self.plugs is not None else {})
         return {"gateway": self.id, "boot": self.boot, "server_reachable": self.server_reachable,
                 "pending": self.spool.pending_count(), "stats": dict(self.stats),
-                "dead_letters": self.spool.dead_letter_counts(), "machines": board}
+                "dead_letters": self.spool.dead_letter_counts(), "machines": board, "plugs": plugs}
 
     def drained(self) -> bool:
         """True when nothing is waiting in memory or in the spool."""

@@ -33,14 +33,23 @@ class GatewaySettings(BaseSettings):
     lang: str = "fr"
     tz: str = "Africa/Dakar"
     snapshot_interval_s: float = Field(default=60.0, gt=0)
+    # Metering plugs (Tasmota, Shelly) as machine sensors and interlocks: a YAML or JSON mapping
+    # file, see docs/plugs.md. None: no plugs.
+    plugs_file: Path | None = None
+    # A badge request older than this (gateway clock) when the gateway gets to it is not
+    # decided: the node has given up waiting (after 3 s) and shows "try again". Deciding it
+    # late would open a session on a machine whose relay stayed off.
+    badge_max_age_s: float = Field(default=10.0, gt=0)
 
     def check_secrets(self) -> None:
         """Outside demo mode, refuse to run with the published demo secrets."""
         if self.demo_mode:
             return
         bad = [n for n, v, d in (("CRP_MQTT_PASSWORD", self.mqtt_password, DEMO_MQTT_PASSWORD),
-                                 ("CRP_GATEWAY_API_KEY", self.gateway_api_key, DEMO_API_KEY)) if not v or v == d]
+                                 ("CRP_GATEWAY_API_KEY", self.gateway_api_key, DEMO_API_KEY))
+               if not v or v == d or len(v) < 16 or v.startswith(("unsafe-placeholder", "change-me"))]
         if bad:
             raise InsecureDefaults(
-                f"refusing to start: {', '.join(bad)} still has its demo default; set a real secret "
+                f"refusing to start: {', '.join(bad)} is a demo default, a placeholder or shorter than 16 "
+                "characters; set a real secret "
                 "in the environment or .env (or CRP_DEMO_MODE=true for a demo)")

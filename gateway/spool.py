@@ -149,11 +149,12 @@ class Spool:
     def anchors(self) -> list[tuple[str, int, int, int, int]]:
         return list(self.db.execute("SELECT node, boot, anchor_ms, max_seq, up_at_max_seq FROM anchors"))
 
-    def keys_since(self, since_ms: int, kinds: Iterable[str]) -> list[tuple[str, int, int]]:
-        kinds = list(kinds)
-        q = ",".join("?" * len(kinds))
+    def recent_node_keys(self, window: int = 4096) -> list[tuple[str, int, int]]:
+        """The keys of each node boot's last ``window`` messages (for duplicate detection after
+        a restart), in seq order."""
         return list(self.db.execute(
-            f"SELECT source, boot, seq FROM spool WHERE received_ms >= ? AND kind IN ({q})", (since_ms, *kinds)))
+            "SELECT s.source, s.boot, s.seq FROM spool s JOIN anchors a ON a.node = s.source AND a.boot = s.boot"
+            " WHERE s.seq > a.max_seq - ? ORDER BY s.source, s.boot, s.seq", (window,)))
 
     def rows_after(self, after_id: int) -> Iterable[tuple]:
         return self.db.execute(

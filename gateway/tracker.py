@@ -29,6 +29,9 @@ OFFLINE_AFTER_S = 150.0
 # After the gateway (re)connects, wait this long before judging silence or idleness: the broker
 # first hands over what it queued while the gateway was away.
 RECONNECT_GRACE_S = 30.0
+# connected_since_ms while the gateway is cut off from the broker: tick() judges nothing.
+DISCONNECTED = 2**62
+
 # Kinds the condition monitor watches (telemetry rules and fault codes).
 WATCHED_KINDS = frozenset({Kind.TEMP, Kind.VIB, Kind.CURRENT, Kind.FAULT})
 
@@ -110,9 +113,12 @@ class Tracker:
         self.tz = ZoneInfo(tz)
         self.lang = lang
         self.machines: dict[str, LiveMachine] = {}
-        self.connected_since_ms: int = 0
+        self.connected_since_ms: int = DISCONNECTED  # set by the service when MQTT connects
         self.cmd_seq = 0
         self.conditions = ConditionMonitor()
+        # Machines whose presence is judged by their Last Will only, never by silence
+        # (metering plugs report on change or at long intervals).
+        self.presence_by_lwt: set[str] = set()
         if auth is not None:
             self._set_rules(auth, None)
 
@@ -325,6 +331,15 @@ class Tracker:
         }))
         return out
 
+    def expired_badge(self, mid: str, node: str, boot: int, seq: int, uid: str, t: int) -> Output:
+        """A badge request that reached the gateway too late to matter (the node stopped
+        waiting): recorded, not decided, not answered."""
+        out = Output()
+        self._emit(out, [Fact(GatewayKind.DECISION, mid, t, {
+            "uid": uid, "artisan": None, "result": "expired", "reason": None,
+            "req": {"node": node, "boot": boot, "seq": seq}})])
+        return out
+
     # ------------------------------------------------------------------ time
 
     def tick(self, now_ms: int) -> Output:
@@ -333,7 +348,7 @@ class Tracker:
         if now_ms < self.connected_since_ms + RECONNECT_GRACE_S * 1000:
             return out
         for m in list(self.machines.values()):
-            if m.online and m.last_alive_ms is not None:
+            if m.online and m.last_alive_ms is not None and m.id not in self.presence_by_lwt:
                 silent_since = max(m.last_alive_ms, self.connected_since_ms)
                 if now_ms - silent_since > OFFLINE_AFTER_S * 1000:
                     self._power_lost(m, out, cause="silent")

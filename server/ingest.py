@@ -61,7 +61,7 @@ class SessionCloseBody(_Body):
 
 
 class DecisionBody(_Body):
-    result: Literal["grant", "deny", "end"]
+    result: Literal["grant", "deny", "end", "expired"]
     reason: str | None = Field(default=None, max_length=64)
     uid: str | None = Field(default=None, max_length=32)
     artisan: int | None = None

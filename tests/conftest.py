@@ -15,6 +15,8 @@ import pytest
 from crp_cli.broker import Broker, BrokerUser, find_mosquitto
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+# Apps built in tests do not run the periodic jobs on the real clock; tests drive them.
+os.environ.setdefault("CRP_BACKGROUND_JOBS", "false")
 SITE = "DKR"
 
 

@@ -48,6 +48,7 @@ def snap(**over) -> Snapshot:
 @pytest.fixture
 def tr() -> Tracker:
     t = Tracker(AuthIndex.of(snap()))
+    t.connected_since_ms = 0
     t.observe("status", "bandsaw-1", "n-bs1", 1, {"state": "online"}, T0)
     return t
 
@@ -215,3 +216,19 @@ def test_critical_condition_stops_the_machine_until_it_clears() -> None:
     out = t.observe("temp", "bandsaw-1", "n-bs1", 1, {"c": 60.0}, T0 + 9 * MIN)
     assert by_kind(out, GatewayKind.ALERT)[0].body["state"] == "cleared"
     assert t.badge("bandsaw-1", "n-bs1", 1, 11, "AAAA0002", T0 + 10 * MIN).commands[0].payload["result"] == "grant"
+
+
+def test_expired_badge_request_is_recorded_but_opens_nothing(tr: Tracker) -> None:
+    out = tr.expired_badge("bandsaw-1", "n-bs1", 1, 2, "AAAA0001", T0)
+    assert [f.body["result"] for f in by_kind(out, GatewayKind.DECISION)] == ["expired"]
+    assert not out.commands and tr.machines["bandsaw-1"].session is None
+
+
+def test_nothing_is_judged_while_the_gateway_is_disconnected(tr: Tracker) -> None:
+    from gateway.tracker import DISCONNECTED
+
+    tr.badge("bandsaw-1", "n-bs1", 1, 2, "AAAA0001", T0)
+    tr.connected_since_ms = DISCONNECTED
+    assert not tr.tick(T0 + 3_600_000).facts  # an hour cut off: no idle end, no offline
+    tr.connected_since_ms = T0 + 3_600_000
+    assert not tr.tick(T0 + 3_600_000 + 1000).facts  # reconnected: grace first

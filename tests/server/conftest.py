@@ -39,7 +39,8 @@ def db_session(migrated_url: str):
 @pytest.fixture
 def server_settings(migrated_url: str) -> ServerSettings:
     return ServerSettings(
-        database_url=migrated_url, demo_mode=False, secret_key="test-secret", admin_token=ADMIN_TOKEN, _env_file=None
+        database_url=migrated_url, demo_mode=False, secret_key="test-secret", admin_token=ADMIN_TOKEN, _env_file=None,
+        background_jobs=False,  # tests drive evaluation themselves, on their own clock
     )
 
 
