@@ -106,6 +106,7 @@ class Gateway:
             auth, tz, lang = AuthIndex.of(snap), snap.site.tz, snap.site.locale
         self.snapshot_etag = self.spool.get("snapshot_etag")
         self.tracker = Tracker(auth, tz=tz, lang=lang)
+        self.tracker.offline_after_ms = int(settings.offline_after_s * 1000)
         # Metering plugs (docs/plugs.md): their own topics, routed before the node contract.
         self.plugs: PlugBridge | None = None
         if settings.plugs_file is not None:

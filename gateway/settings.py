@@ -40,6 +40,9 @@ class GatewaySettings(BaseSettings):
     # decided: the node has given up waiting (after 3 s) and shows "try again". Deciding it
     # late would open a session on a machine whose relay stayed off.
     badge_max_age_s: float = Field(default=10.0, gt=0)
+    # A node silent this long (heartbeats every 60 s) is offline; its session ends at its last
+    # sign of life.
+    offline_after_s: float = Field(default=150.0, gt=0)
 
     def check_secrets(self) -> None:
         """Outside demo mode, refuse to run with the published demo secrets."""

@@ -116,6 +116,7 @@ class Tracker:
         self.connected_since_ms: int = DISCONNECTED  # set by the service when MQTT connects
         self.cmd_seq = 0
         self.conditions = ConditionMonitor()
+        self.offline_after_ms = int(OFFLINE_AFTER_S * 1000)
         # Machines whose presence is judged by their Last Will only, never by silence
         # (metering plugs report on change or at long intervals).
         self.presence_by_lwt: set[str] = set()
@@ -350,7 +351,7 @@ class Tracker:
         for m in list(self.machines.values()):
             if m.online and m.last_alive_ms is not None and m.id not in self.presence_by_lwt:
                 silent_since = max(m.last_alive_ms, self.connected_since_ms)
-                if now_ms - silent_since > OFFLINE_AFTER_S * 1000:
+                if now_ms - silent_since > self.offline_after_ms:
                     self._power_lost(m, out, cause="silent")
                     continue
             s = m.session
