@@ -98,9 +98,11 @@ def database_url(request, tmp_path: Path) -> str:
     admin = create_engine(TEST_POSTGRES_URL)
     with admin.begin() as c:
         c.execute(text(f'CREATE SCHEMA "{schema}"'))
+    admin.dispose()
     try:
         yield _pg_schema_url(TEST_POSTGRES_URL, schema)
     finally:
+        admin = create_engine(TEST_POSTGRES_URL)  # a fresh connection: tests may kill backends
         with admin.begin() as c:
             c.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
         admin.dispose()
