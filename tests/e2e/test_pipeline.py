@@ -221,11 +221,7 @@ def check_denials(run: Run) -> None:
         assert r.json() == EXPECTED_DENIED
 
 
-def test_scripted_day_gives_exact_sessions_and_bills_them(run: Run) -> None:
-    report = run.play()
-    assert report.timeouts == 0
-    check_sessions(run)
-    check_denials(run)
+def check_billing(run: Run) -> None:
     with run.stack.api() as api:
         r = api.post("/api/v1/billing/run", json={"period": "2026-03"})
         assert r.status_code == 200, r.text
@@ -239,6 +235,23 @@ def test_scripted_day_gives_exact_sessions_and_bills_them(run: Run) -> None:
     assert (lines["bandsaw-1"]["billed_minutes"], lines["bandsaw-1"]["amount"]) == (15, 500)
     # 35 min on the lathe (3,000 XOF/h, 30 min minimum): 45 min = 2,250 XOF.
     assert (lines["metal-lathe-1"]["billed_minutes"], lines["metal-lathe-1"]["amount"]) == (45, 2250)
+    # Every closed session is on exactly one invoice, and the totals add up to the franc.
+    billed = [ln["session_id"] for inv in invoices for ln in inv["lines"]]
+    assert sorted(billed) == sorted(x.id for x in run.sessions() if x.end_ms is not None)
+    assert sum(inv["total"] for inv in invoices) == sum(ln["amount"] for inv in invoices for ln in inv["lines"]) \
+        + sum(inv["tax"] for inv in invoices)
+    # By hand (members' prices unless noted, 15-minute steps rounded up, no tax): bandsaw 12 min
+    # -> 500; lathe 35 min -> 2,250; planer 12 min -> 500; planer 8 min at the non-member rate
+    # (2,500/h) -> 625; drill press ~10 min (1,000/h) -> 250. Total 4,125 XOF.
+    assert sum(inv["total"] for inv in invoices) == 4125
+
+
+def test_scripted_day_gives_exact_sessions_and_bills_them(run: Run) -> None:
+    report = run.play()
+    assert report.timeouts == 0
+    check_sessions(run)
+    check_denials(run)
+    check_billing(run)
 
 
 @pytest.mark.faults
