@@ -164,6 +164,52 @@ RULES: dict[tuple[str, str], Rule] = {
 }
 
 
+# ---- web pages (server/web): each page takes the rule of the API route whose data or action it
+# shows (the same Rule object, so the two can never drift apart). The login page, the log-out
+# and the workshop board (a kiosk on the LAN, see docs/web.md) are open.
+_API = dict(RULES)
+RULES.update({
+    ("GET", "/login"): rule(OPEN),
+    ("POST", "/login"): rule(OPEN),
+    ("POST", "/logout"): rule(OPEN),
+    ("GET", "/board"): rule(OPEN),
+    ("GET", "/board/tiles"): rule(OPEN),
+    ("GET", "/"): _API[("GET", f"{V1}/auth/me")],
+    # manager
+    ("GET", "/manager/artisans"): _API[("POST", f"{V1}/artisans")],
+    ("POST", "/manager/artisans"): _API[("POST", f"{V1}/artisans")],
+    ("GET", "/manager/artisans/{artisan_id}"): _API[("PATCH", f"{V1}/artisans/{{artisan_id}}")],
+    ("POST", "/manager/artisans/{artisan_id}/badges"): _API[("POST", f"{V1}/badges")],
+    ("POST", "/manager/artisans/{artisan_id}/qualifications"): _API[("POST", f"{V1}/qualifications")],
+    ("GET", "/manager/machines"): _API[("POST", f"{V1}/rate-cards")],
+    ("POST", "/manager/rates"): _API[("POST", f"{V1}/rate-cards")],
+    ("GET", "/manager/billing"): _API[("POST", f"{V1}/billing/run")],
+    ("POST", "/manager/billing"): _API[("POST", f"{V1}/billing/run")],
+    ("GET", "/manager/payments"): _API[("POST", f"{V1}/payments")],
+    ("POST", "/manager/payments"): _API[("POST", f"{V1}/payments")],
+    ("GET", "/manager/balances"): _API[("PUT", f"{V1}/artisans/{{artisan_id}}/credit-account")],
+    ("GET", "/manager/audit"): _API[("GET", f"{V1}/audit")],
+    # invoices: managers, and artisans their own
+    ("GET", "/invoices/{number}"): _API[("GET", f"{V1}/invoices/{{number}}")],
+    ("GET", "/invoices/{number}.pdf"): _API[("GET", f"{V1}/invoices/{{number}}.pdf")],
+    ("POST", "/invoices/{number}/credit-note"): _API[("POST", f"{V1}/invoices/{{number}}/credit-note")],
+    # technician (and manager)
+    ("GET", "/tech/alerts"): _API[("GET", f"{V1}/alerts")],
+    ("POST", "/tech/alerts/{alert_id}/ack"): _API[("POST", f"{V1}/alerts/{{alert_id}}/ack")],
+    ("GET", "/tech/work-orders"): _API[("GET", f"{V1}/work-orders")],
+    ("POST", "/tech/work-orders"): _API[("POST", f"{V1}/work-orders")],
+    ("POST", "/tech/work-orders/{wo_id}/work"): _API[("PATCH", f"{V1}/work-orders/{{wo_id}}")],
+    ("POST", "/tech/work-orders/{wo_id}/close"): _API[("POST", f"{V1}/work-orders/{{wo_id}}/close")],
+    ("GET", "/tech/machines"): _API[("POST", f"{V1}/machines/{{machine_id}}/lock")],
+    ("POST", "/tech/machines/{machine_id}/lock"): _API[("POST", f"{V1}/machines/{{machine_id}}/lock")],
+    ("POST", "/tech/machines/{machine_id}/unlock"): _API[("POST", f"{V1}/machines/{{machine_id}}/unlock")],
+    ("GET", "/tech/due"): _API[("GET", f"{V1}/maintenance/plans")],
+    # artisan: their own page (their id comes from their token)
+    ("GET", "/me"): rule(A),
+})
+del _API
+
+
 def rule_for(method: str, path: str) -> Rule | None:
     """The rule of a route (its path template, e.g. ``/api/v1/artisans/{artisan_id}``)."""
     return RULES.get((method.upper(), path))

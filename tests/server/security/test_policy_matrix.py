@@ -48,7 +48,9 @@ def test_every_rule_names_a_route(routes):
 
 def test_only_health_login_and_api_description_are_open():
     open_routes = {p for (m, p), r in RULES.items() if r.open}
-    assert open_routes == {"/health", "/api/v1/auth/token", "/openapi.json", "/docs", "/docs/oauth2-redirect"}
+    assert open_routes == {"/health", "/api/v1/auth/token", "/openapi.json", "/docs", "/docs/oauth2-redirect",
+                           # web pages: the login form, and the wall board (read-only kiosk, see docs/web.md)
+                           "/login", "/logout", "/board", "/board/tiles"}
 
 
 def _expected(caller: str, rule) -> bool:
