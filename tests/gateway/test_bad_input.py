@@ -100,3 +100,18 @@ def test_ten_thousand_generated_messages(tmp_path: Path) -> None:
     for d in gw.spool.dead_letters(limit=50):
         assert d["reason"] and d["topic"] is not None
     gw.spool.close()
+
+
+def test_forwarded_batch_is_valid_json_with_the_stored_bodies(tmp_path: Path) -> None:
+    gw = make_gateway(tmp_path)
+    rows = [(1, "node-a", 2, 3, "temp", "bandsaw-1", 1_790_000_000_000, '{"c":31.5}', None),
+            (2, "gw-dkr-1", 1, 9, "state", None, 1_790_000_000_100, '{"state":"in_use","cause":"bé\\"x"}', -42)]
+    batch = json.loads(gw._batch_json(rows))
+    assert batch["gateway"] == gw.id and batch["site"] == "DKR"
+    assert batch["events"] == [
+        {"source": "node-a", "boot": 2, "seq": 3, "kind": "temp", "site": "DKR", "machine": "bandsaw-1",
+         "t": 1_790_000_000_000, "body": {"c": 31.5}},
+        {"source": "gw-dkr-1", "boot": 1, "seq": 9, "kind": "state", "site": "DKR", "machine": None,
+         "t": 1_790_000_000_100, "body": {"state": "in_use", "cause": 'bé"x'}, "skew_ms": -42},
+    ]
+    gw.spool.close()
