@@ -22,6 +22,7 @@ from rich.table import Table
 from crp_common.clock import ScaledClock
 from crp_common.i18n import tr
 
+from .broker import find_mosquitto
 from .stack import Stack, StackError
 
 DEFAULT_DB_FILE = Path("crp.db")
@@ -31,6 +32,8 @@ CLOCK_LEAD_S = 12.0  # real seconds between fixing the clock and 07:00 simulated
 RUN_HOUR_DEMO = ("bandsaw-1", 19.0)
 SETTLE_TIMEOUT_S = 60.0
 NOTIFY_WAIT_S = 15.0
+AMQTT_MAX_SPEED = 480.0
+OFFLINE_AFTER_REAL_S = 1.0
 
 
 def _database_url() -> tuple[str, bool]:
@@ -62,8 +65,16 @@ def run_demo(once: bool, json_out: bool, date: str | None, seed: int, speed: flo
     err.print(f"  database: {db_url}{' (fresh)' if fresh else ''}; logs: {workdir}")
 
     day_start = dt.datetime.combine(day, DAY_START, tz).timestamp()
+    # CRP_DEMO_BROKER=amqtt forces the embedded broker (what a machine without Mosquitto gets).
+    prefer = os.environ.get("CRP_DEMO_BROKER", "mosquitto")
+    if prefer == "amqtt" or find_mosquitto() is None:
+        speed = min(speed, AMQTT_MAX_SPEED)  # a broker in Python: slower, so a slower day
     clock = ScaledClock(real_origin=time.time() + CLOCK_LEAD_S, sim_origin=day_start, speed=speed)
-    stack = Stack(workdir, db_url, site=workshop.site.code, api_port=port, clock_spec=clock.spec())
+    stack = Stack(workdir, db_url, site=workshop.site.code, api_port=port, clock_spec=clock.spec(),
+                  prefer_broker=prefer)
+    # Silence is judged in real time too: at x720, 150 simulated seconds are 0.2 real seconds.
+    stack.gateway_env["CRP_OFFLINE_AFTER_S"] = str(max(150.0, OFFLINE_AFTER_REAL_S * speed))
+    stack.gateway_env["CRP_BADGE_MAX_AGE_S"] = str(max(10.0, 3.0 * speed))
     hooks = WebhookReceiver().start()
     try:
         stack.start_broker()
