@@ -485,7 +485,7 @@ class Gateway:
     def _syncer(self) -> None:
         while not self.stop_event.is_set():
             ok = self.sync_once()
-            self.stop_event.wait(self.s.snapshot_interval_s if ok else SNAPSHOT_RETRY_S)
+            self.stop_event.wait(self.s.snapshot_interval_s if ok else min(SNAPSHOT_RETRY_S, self.s.snapshot_interval_s))
 
     def sync_once(self) -> bool:
         headers = {"If-None-Match": self.snapshot_etag} if self.snapshot_etag else {}
