@@ -109,8 +109,8 @@ SPECIALS: tuple[tuple[str, dt.time], ...] = (
     ("handover", dt.time(10, 30)),
     ("badge_revoked", dt.time(10, 50)),
     ("qualification_expired", dt.time(11, 15)),
+    ("overheat", dt.time(11, 30)),  # early enough that the grain mill is free some time that day
     ("walk_away", dt.time(14, 30)),
-    ("overheat", dt.time(15, 0)),
     ("fault", dt.time(16, 0)),
 )
 DENY_SPECIALS = ("unknown_badge", "not_qualified", "artisan_suspended", "badge_revoked",
