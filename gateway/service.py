@@ -539,20 +539,3 @@ class Gateway:
                   "pending": self.spool.pending_count() + self.q.qsize(), "open_sessions": open_sessions,
                   "server": self.server_reachable}
         self.client.publish(gateway_status_topic(self.site, self.id), json.dumps(status), qos=1, retain=True)
-
-    # ------------------------------------------------------------------ status
-
-    def status(self) -> dict[str, Any]:
-        with self.lock:
-            board = self.tracker.board()
-        with self.lock:
-            plugs = ({pid: {"machine": self.plugs.cfg.plugs[pid].machine, "online": s.online, "relay": s.relay,
-                            "running": s.running, "boot": s.boot} for pid, s in self.plugs.live.items()}
-                     if self.plugs is not None else {})
-        return {"gateway": self.id, "boot": self.boot, "server_reachable": self.server_reachable,
-                "pending": self.spool.pending_count(), "stats": dict(self.stats),
-                "dead_letters": self.spool.dead_letter_counts(), "machines": board, "plugs": plugs}
-
-    def drained(self) -> bool:
-        """True when nothing is waiting in memory or in the spool."""
-        return self.q.empty() and self.spool.pending_count() == 0

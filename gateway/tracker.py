@@ -375,11 +375,3 @@ class Tracker:
         for m in self.machines.values():
             self._emit(out, self._state_fact(m, now_ms, "snapshot"))
         return out
-
-    def board(self) -> list[dict[str, Any]]:
-        """Machine states for display (site-local times are the caller's business)."""
-        return [
-            {"machine": m.id, "state": self.derive_state(m), "artisan": m.session.name if m.session else None,
-             "since_ms": m.session.start_ms if m.session else None, "motor": m.motor}
-            for m in sorted(self.machines.values(), key=lambda x: x.id)
-        ]
