@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
@@ -26,6 +27,12 @@ from .rates import RateCard
 
 DEFAULT_TZ = "Africa/Dakar"
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+HOUR_MS = 3_600_000
+DAY_S = 86_400
+_EPOCH_ORDINAL = EPOCH.date().toordinal()
+_ONE_MS = dt.timedelta(milliseconds=1)
+_ONE_S = dt.timedelta(seconds=1)
+LOCAL_CLOCK_CACHE_LIMIT = 200_000  # memoised hours per zone before a memo is reset
 
 
 class SessionLike(Protocol):
@@ -128,38 +135,142 @@ def _ms(t: dt.datetime) -> int:
     return (t - EPOCH) // dt.timedelta(milliseconds=1)
 
 
+class LocalClock:
+    """UTC epoch milliseconds -> the site's local date and ISO 8601 text, with integer
+    arithmetic: the zone's UTC offset is looked up once per UTC hour and the text of each
+    local hour is built once. The results are exactly those of
+    ``to_utc(ms).astimezone(ZoneInfo(tz))`` (``.date()``, ``.isoformat(timespec="seconds")``);
+    an hour in which the offset changes falls back to that conversion."""
+
+    def __init__(self, tz: str):
+        self.zone = ZoneInfo(tz)
+        # UTC hour -> (offset ms, the 3600 texts "MM:SS+HH:MM"), or () if the offset changes
+        self._hours: dict[int, tuple] = {}
+        self._tails: dict[str, tuple[str, ...]] = {}  # offset text -> the 3600 texts
+        self._local_hours: dict[int, str] = {}  # local hour -> "YYYY-MM-DDTHH:"
+
+    def _hour(self, ms: int) -> tuple:
+        hour = ms // HOUR_MS
+        entry = self._hours.get(hour)
+        if entry is not None:
+            return entry
+        if len(self._hours) >= LOCAL_CLOCK_CACHE_LIMIT:
+            self._hours.clear()
+        first = (EPOCH + dt.timedelta(milliseconds=hour * HOUR_MS)).astimezone(self.zone)
+        last = (EPOCH + dt.timedelta(milliseconds=hour * HOUR_MS + HOUR_MS - 1)).astimezone(
+            self.zone
+        )
+        off = first.utcoffset()
+        entry = ()
+        if off is not None and off == last.utcoffset() and off % _ONE_S == dt.timedelta(0):
+            text = first.isoformat(timespec="seconds")[19:]
+            tails = self._tails.get(text)
+            if tails is None:
+                tails = self._tails[text] = tuple(
+                    f"{sec // 60:02d}:{sec % 60:02d}{text}" for sec in range(3600)
+                )
+            entry = (off // _ONE_MS, tails)
+        self._hours[hour] = entry
+        return entry
+
+    def _local_hour_text(self, local_hour: int) -> str:
+        if len(self._local_hours) >= LOCAL_CLOCK_CACHE_LIMIT:
+            self._local_hours.clear()
+        day, h = divmod(local_hour, 24)
+        d = dt.date.fromordinal(_EPOCH_ORDINAL + day).isoformat()
+        text = self._local_hours[local_hour] = f"{d}T{h:02d}:"
+        return text
+
+    def local_day(self, ms: int) -> int:
+        """Local date of ``ms`` as days since 1970-01-01 (a cheap cache key)."""
+        entry = self._hours.get(ms // HOUR_MS) or self._hour(ms)
+        if not entry:
+            return self.date(ms).toordinal() - _EPOCH_ORDINAL
+        return (ms + entry[0]) // 1000 // DAY_S
+
+    def day_and_iso(self, ms: int) -> tuple[int, str]:
+        """``(local_day(ms), iso(ms))`` in one look-up."""
+        entry = self._hours.get(ms // HOUR_MS) or self._hour(ms)
+        if not entry:
+            return self.local_day(ms), self.iso(ms)
+        local_s = (ms + entry[0]) // 1000
+        local_hour, sec = divmod(local_s, 3600)
+        head = self._local_hours.get(local_hour) or self._local_hour_text(local_hour)
+        return local_s // DAY_S, head + entry[1][sec]
+
+    def date(self, ms: int) -> dt.date:
+        entry = self._hours.get(ms // HOUR_MS) or self._hour(ms)
+        if not entry:
+            return to_utc(ms).astimezone(self.zone).date()
+        return dt.date.fromordinal(_EPOCH_ORDINAL + (ms + entry[0]) // 1000 // DAY_S)
+
+    def iso(self, ms: int) -> str:
+        """``2026-03-10T09:00:00+00:00``: local time to the second (fraction dropped)."""
+        entry = self._hours.get(ms // HOUR_MS) or self._hour(ms)
+        if not entry:
+            return to_utc(ms).astimezone(self.zone).isoformat(timespec="seconds")
+        local_hour, sec = divmod((ms + entry[0]) // 1000, 3600)
+        head = self._local_hours.get(local_hour) or self._local_hour_text(local_hour)
+        return head + entry[1][sec]
+
+
+@lru_cache(maxsize=64)
+def local_clock(tz: str = DEFAULT_TZ) -> LocalClock:
+    """The shared :class:`LocalClock` of a time zone."""
+    return LocalClock(tz)
+
+
+def _is_ms(t: object) -> bool:
+    return type(t) is int  # noqa: E721 (bool is not a time)
+
+
 def local_start_date(session: SessionLike, tz: str = DEFAULT_TZ) -> dt.date:
     """The session's start date in the site's local time: it picks the rate card and the
     billing period."""
+    if _is_ms(session.start):
+        return local_clock(tz).date(session.start)
     return to_utc(session.start).astimezone(ZoneInfo(tz)).date()
 
 
 def measured_seconds(session: SessionLike, basis: str) -> int:
     if session.end is None:
         raise BillingError("billing.error.session_open", session=session.id)
-    start, end = to_utc(session.start), to_utc(session.end)
-    badge_ms = max(0, _ms(end) - _ms(start))
+    start, end = session.start, session.end
+    if not (_is_ms(start) and _is_ms(end)):
+        start, end = _ms(to_utc(start)), _ms(to_utc(end))
+    return measured_seconds_ms(start, end, session.run_ms, basis)
+
+
+def measured_seconds_ms(start: int, end: int, run_ms: int | None, basis: str) -> int:
+    """:func:`measured_seconds` of a closed session given as UTC epoch milliseconds."""
+    badge_ms = max(0, end - start)
     if basis == "badge":
         return badge_ms // 1000
-    run = session.run_ms or 0
+    run = run_ms or 0
     if run < 0:
         raise BillingError("billing.error.negative_duration", value=run)
     return min(run, badge_ms) // 1000
+
+
+def _local_iso(t: object, clock: LocalClock) -> str:
+    if _is_ms(t):
+        return clock.iso(t)
+    return to_utc(t).astimezone(clock.zone).isoformat(timespec="seconds")
 
 
 def charge_for(
     session: SessionLike, card: RateCard, member: bool, tz: str = DEFAULT_TZ
 ) -> ChargeLine:
     """One charge line for a closed session, explaining itself."""
-    zone = ZoneInfo(tz)
+    clock = local_clock(tz)
     secs = measured_seconds(session, card.basis)
     minutes = billed_minutes(secs, card)
     rate = card.price_per_hour(member)
     return ChargeLine(
         session_id=str(session.id),
         machine=session.machine,
-        start_local=to_utc(session.start).astimezone(zone).isoformat(timespec="seconds"),
-        end_local=to_utc(session.end).astimezone(zone).isoformat(timespec="seconds"),
+        start_local=_local_iso(session.start, clock),
+        end_local=_local_iso(session.end, clock),
         basis=card.basis,
         measured_seconds=secs,
         billed_minutes=minutes,

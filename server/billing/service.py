@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, NamedTuple, Sequence
 
 from sqlalchemy import exists, func, insert, select
 from sqlalchemy.exc import IntegrityError
@@ -23,7 +23,7 @@ from crp_common.i18n import normalize_lang
 from server.models import Artisan, Machine, MachineType, Session, Site
 
 from . import numbering
-from .charges import SessionFacts, charge_for, local_start_date, to_utc
+from .charges import amount_for, billed_minutes, local_clock, measured_seconds_ms, to_utc
 from .credit import CreditPolicy, available_credit, credit_blocked
 from .documents import DocLine, InvoiceDoc, SiteInfo
 from .errors import BillingError, Conflict, NotFound
@@ -236,68 +236,136 @@ def _lock_counter(db: DbSession, site: str, year: int, kind: str) -> InvoiceCoun
 # --------------------------------------------------------------------------- billing run
 
 
+class _Charge(NamedTuple):
+    """One session's charge in a billing run: the fields of a
+    :class:`~server.billing.charges.ChargeLine` (same values) plus the artisan and the
+    session's UTC times. The first three fields are the order of lines on an invoice."""
+
+    artisan_id: int
+    start_local: str
+    session_id: str
+    machine: str
+    end_local: str
+    basis: str
+    measured_seconds: int
+    billed_minutes: int
+    rate_per_hour: int
+    amount: int
+    currency: str
+    member: bool
+    rate_card_id: int | None
+    start_ms: int
+    end_ms: int
+
+
 @dataclass
 class _Group:
     artisan: int | None
     cooperative: str | None
     name: str
-    lines: list[tuple[Any, Any]]  # (ChargeLine, artisan row)
+    lines: list[_Charge]
 
 
 def unbilled_sessions_query(site: str, lo_ms: int | None = None, hi_ms: int | None = None):
-    q = select(Session).where(
+    q = select(Session).where(*_unbilled_filter(site, lo_ms, hi_ms))
+    return q.order_by(Session.start_ms, Session.id)
+
+
+def _unbilled_filter(site: str, lo_ms: int | None, hi_ms: int | None) -> list[Any]:
+    where = [
         Session.site == site,
         Session.open.is_(False),
         Session.end_ms.is_not(None),
         Session.artisan.is_not(None),
         ~exists().where(InvoiceLine.session_id == Session.id),
-    )
+    ]
     if lo_ms is not None:
-        q = q.where(Session.start_ms >= lo_ms)
+        where.append(Session.start_ms >= lo_ms)
     if hi_ms is not None:
-        q = q.where(Session.start_ms < hi_ms)
-    return q.order_by(Session.start_ms, Session.id)
+        where.append(Session.start_ms < hi_ms)
+    return where
 
 
-def _facts(s: Session, machine_type: str | None) -> SessionFacts:
-    return SessionFacts(
-        id=s.id,
-        machine=s.machine,
-        start=s.start_ms,
-        end=s.end_ms,
-        run_ms=s.run_ms,
-        artisan=s.artisan,
-        machine_type=machine_type,
+def unbilled_session_rows_query(
+    site: str, lo_ms: int | None = None, hi_ms: int | None = None
+):
+    """The sessions of :func:`unbilled_sessions_query` as plain rows ``(id, machine, start_ms,
+    end_ms, run_ms, artisan)``, without loading ORM objects."""
+    return (
+        select(
+            Session.id,
+            Session.machine,
+            Session.start_ms,
+            Session.end_ms,
+            Session.run_ms,
+            Session.artisan,
+        )
+        .where(*_unbilled_filter(site, lo_ms, hi_ms))
+        .order_by(Session.start_ms, Session.id)
     )
 
 
-def _charges(db: DbSession, site: Site, sessions: Sequence[Session], strict: bool):
-    """(ChargeLine, artisan) per session. ``strict``: a session without a rate card is an
-    error; otherwise it is skipped."""
+_UNSEEN = object()
+
+
+def _charges(
+    db: DbSession, site: Site, sessions: Iterable[tuple], strict: bool
+) -> tuple[list[_Charge], dict[int, Artisan]]:
+    """The charge of each session (rows of :func:`unbilled_session_rows_query`, times in UTC
+    epoch ms), in session order, and the artisans charged. ``strict``: a session of an unknown
+    artisan or without a rate card is an error; otherwise it is skipped.
+
+    Same results as :func:`~server.billing.charges.charge_for` per session, with the rate card
+    picked once per (machine, local day) and the price once per (card, member, seconds)."""
     machine_types = dict(db.execute(select(Machine.id, Machine.type)).all())
     cards = [card_from_row(r) for r in list_rate_cards(db, site.code)]
-    artisan_ids = {s.artisan for s in sessions}
+    sessions = list(sessions)
+    artisan_ids = {row[5] for row in sessions}
     artisans = {
         a.id: a for a in db.scalars(select(Artisan).where(Artisan.id.in_(artisan_ids)))
     } if artisan_ids else {}
-    out = []
-    for s in sessions:
-        artisan = artisans.get(s.artisan)
-        if artisan is None:
+    members = {i: a.member for i, a in artisans.items()}
+    clock = local_clock(site.tz)
+    iso, day_and_iso = clock.iso, clock.day_and_iso
+    picked: dict[tuple[str, int], RateCard | None] = {}
+    priced: dict[tuple[int, bool, int], tuple[int, int, int]] = {}
+    out: list[_Charge] = []
+    append = out.append
+    for sid, machine, start, end, run_ms, artisan_id in sessions:
+        member = members.get(artisan_id, _UNSEEN)
+        if member is _UNSEEN:
             if strict:
-                raise BillingError("billing.error.unknown_artisan", artisan=s.artisan)
+                raise BillingError("billing.error.unknown_artisan", artisan=artisan_id)
             continue
-        mtype = machine_types.get(s.machine)
-        day = local_start_date(_facts(s, mtype), site.tz)
-        card = select_card(cards, s.machine, mtype, day)
+        local_day, start_local = day_and_iso(start)
+        day_key = (machine, local_day)
+        card = picked.get(day_key, _UNSEEN)
+        if card is _UNSEEN:
+            card = picked[day_key] = select_card(
+                cards, machine, machine_types.get(machine), clock.date(start)
+            )
         if card is None:
             if strict:
                 raise BillingError(
-                    "billing.error.no_rate_card", machine=s.machine, day=day.isoformat()
+                    "billing.error.no_rate_card",
+                    machine=machine,
+                    day=clock.date(start).isoformat(),
                 )
             continue
-        out.append((charge_for(_facts(s, mtype), card, artisan.member, site.tz), artisan))
-    return out
+        secs = measured_seconds_ms(start, end, run_ms, card.basis)
+        price_key = (id(card), member, secs)
+        price = priced.get(price_key)
+        if price is None:
+            minutes = billed_minutes(secs, card)
+            rate = card.price_per_hour(member)
+            price = priced[price_key] = (minutes, rate, amount_for(minutes, rate))
+        append(
+            _Charge(
+                artisan_id, start_local, str(sid), machine, iso(end), card.basis, secs,
+                price[0], price[1], price[2], card.currency, member, card.id, start, end,
+            )
+        )
+    return out, artisans
 
 
 def run_billing(
@@ -323,21 +391,21 @@ def run_billing(
         year = issued_at.astimezone(_zone(s.tz)).year
         counter = _lock_counter(db, s.code, year, numbering.INVOICE)
         lo, hi = p.utc_bounds(s.tz)
-        sessions = db.scalars(
-            unbilled_sessions_query(s.code, _ms(lo), _ms(hi))
+        sessions = db.connection().execute(
+            unbilled_session_rows_query(s.code, _ms(lo), _ms(hi))
         ).all()
-        charges = _charges(db, s, sessions, strict=True)
-        for line, _a in charges:
-            if line.currency != s.currency:
+        charges, artisans = _charges(db, s, sessions, strict=True)
+        site_currency = s.currency
+        for c in charges:
+            if c.currency != site_currency:
                 raise BillingError(
                     "billing.error.currency_mismatch",
-                    currency=line.currency,
-                    site_currency=s.currency,
+                    currency=c.currency,
+                    site_currency=site_currency,
                 )
-        groups = _group(charges)
-        times = {x.id: (x.start_ms, x.end_ms) for x in sessions}
-        docs = _issue(db, s, p, counter, year, groups, times, issued_at, tax_bp, lang)
-    billed = {a.id for g in groups for _, a in g.lines}
+        groups = _group(charges, artisans)
+        docs = _issue(db, s, p, counter, year, groups, artisans, issued_at, tax_bp, lang)
+    billed = {c.artisan_id for c in charges}
     for artisan_id in db.scalars(select(CreditAccount.artisan_id)):
         if artisan_id in billed:
             refresh_credit_status(db, artisan_id)
@@ -348,26 +416,32 @@ def _ms(t: dt.datetime) -> int:
     return (t - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)) // dt.timedelta(milliseconds=1)
 
 
-def _group(charges) -> list[_Group]:  # noqa: ANN001
+def _group(charges: list[_Charge], artisans: dict[int, Artisan]) -> list[_Group]:
     groups: dict[tuple[str, str], _Group] = {}
-    for line, a in charges:
-        if a.cooperative:
-            key = ("c", a.cooperative)
-            g = groups.setdefault(key, _Group(None, a.cooperative, a.cooperative, []))
-        else:
-            key = ("a", f"{a.id:012d}")
-            g = groups.setdefault(key, _Group(a.id, None, a.name, []))
-        g.lines.append((line, a))
+    of_artisan: dict[int, _Group] = {}
+    for c in charges:
+        g = of_artisan.get(c.artisan_id)
+        if g is None:
+            a = artisans[c.artisan_id]
+            if a.cooperative:
+                key = ("c", a.cooperative)
+                g = groups.setdefault(key, _Group(None, a.cooperative, a.cooperative, []))
+            else:
+                key = ("a", f"{a.id:012d}")
+                g = groups.setdefault(key, _Group(a.id, None, a.name, []))
+            of_artisan[c.artisan_id] = g
+        g.lines.append(c)
     return [groups[k] for k in sorted(groups)]
 
 
-def _issue(db, s, p, counter, year, groups, times, issued_at, tax_bp, lang) -> list[InvoiceDoc]:  # noqa: ANN001
+def _issue(db, s, p, counter, year, groups, artisans, issued_at, tax_bp, lang) -> list[InvoiceDoc]:  # noqa: ANN001
     info = site_info(db, s)
     issued_local = issued_at.astimezone(_zone(s.tz)).isoformat(timespec="seconds")
+    names = {i: a.name for i, a in artisans.items()}
     invoices: list[tuple[Invoice, _Group]] = []
     for g in groups:
-        g.lines.sort(key=lambda la: (la[1].id, la[0].start_local, la[0].session_id))
-        totals = invoice_totals([ln.amount for ln, _ in g.lines], tax_bp)
+        g.lines.sort()  # by artisan, local start, session (the first fields of _Charge)
+        totals = invoice_totals([c.amount for c in g.lines], tax_bp)
         counter.last_seq += 1
         inv = Invoice(
             number=numbering.format_invoice_number(s.code, year, counter.last_seq),
@@ -389,32 +463,16 @@ def _issue(db, s, p, counter, year, groups, times, issued_at, tax_bp, lang) -> l
         db.add(inv)
         invoices.append((inv, g))
     db.flush()
-    rows = []
-    for inv, g in invoices:
-        for ln, a in g.lines:
-            rows.append(
-                dict(
-                    invoice_id=inv.id,
-                    kind="charge",
-                    session_id=ln.session_id,
-                    artisan_id=a.id,
-                    machine=ln.machine,
-                    start_ms=times[ln.session_id][0],
-                    end_ms=times[ln.session_id][1],
-                    start_local=ln.start_local,
-                    end_local=ln.end_local,
-                    basis=ln.basis,
-                    measured_seconds=ln.measured_seconds,
-                    billed_minutes=ln.billed_minutes,
-                    rate_per_hour=ln.rate_per_hour,
-                    amount=ln.amount,
-                    member=ln.member,
-                    rate_card_id=ln.rate_card_id,
-                )
-            )
+    rows = [
+        (invoice_id, "charge", sid, aid, machine, start_ms, end_ms, start_local, end_local,
+         basis, secs, minutes, rate, amount, member, card_id)
+        for invoice_id, lines in [(inv.id, g.lines) for inv, g in invoices]
+        for (aid, start_local, sid, machine, end_local, basis, secs, minutes, rate, amount,
+             _currency, member, card_id, start_ms, end_ms) in lines
+    ]
     if rows:
         try:
-            db.execute(insert(InvoiceLine), rows)
+            _insert_lines(db, rows)
         except IntegrityError:  # a concurrent run billed one of these sessions first
             raise Conflict("billing.error.already_billed") from None
     docs = []
@@ -435,26 +493,42 @@ def _issue(db, s, p, counter, year, groups, times, issued_at, tax_bp, lang) -> l
                 tax=inv.tax,
                 total=inv.total,
                 lang=lang,
-                lines=[_doc_line_from_charge(ln, a) for ln, a in g.lines],
+                lines=[
+                    DocLine(sid, machine, start_local, end_local, basis, secs, minutes, rate,
+                            amount, aid, names[aid])
+                    for (aid, start_local, sid, machine, end_local, basis, secs, minutes,
+                         rate, amount, _currency, _member, _card_id, _start_ms, _end_ms)
+                    in g.lines
+                ],
             )
         )
     return docs
 
 
-def _doc_line_from_charge(ln, a) -> DocLine:  # noqa: ANN001
-    return DocLine(
-        session_id=ln.session_id,
-        machine=ln.machine,
-        start_local=ln.start_local,
-        end_local=ln.end_local,
-        basis=ln.basis,
-        measured_seconds=ln.measured_seconds,
-        billed_minutes=ln.billed_minutes,
-        rate_per_hour=ln.rate_per_hour,
-        amount=ln.amount,
-        artisan_id=a.id,
-        artisan_name=a.name,
+LINE_COLUMNS = (
+    "invoice_id", "kind", "session_id", "artisan_id", "machine", "start_ms", "end_ms",
+    "start_local", "end_local", "basis", "measured_seconds", "billed_minutes",
+    "rate_per_hour", "amount", "member", "rate_card_id",
+)
+
+
+def _insert_lines(db: DbSession, rows: list[tuple]) -> None:
+    """INSERT invoice lines (tuples in :data:`LINE_COLUMNS` order) in one executemany of the
+    Core insert compiled once for the dialect, without per-row statement processing. Lines are
+    only ever inserted: the ORM guard and the database triggers still refuse any UPDATE or
+    DELETE of them."""
+    conn = db.connection()
+    compiled = insert(InvoiceLine.__table__).compile(
+        dialect=conn.dialect, column_keys=list(LINE_COLUMNS)
     )
+    if compiled.positional:
+        order = [LINE_COLUMNS.index(name) for name in compiled.positiontup]
+        if order != list(range(len(LINE_COLUMNS))):
+            rows = [tuple(r[i] for i in order) for r in rows]
+        params: list[Any] = rows
+    else:
+        params = [dict(zip(LINE_COLUMNS, r)) for r in rows]
+    conn.exec_driver_sql(compiled.string, params)
 
 
 # --------------------------------------------------------------------------- reading invoices
@@ -829,10 +903,11 @@ def unbilled_amount(db: DbSession, artisan: int) -> int:
     without a rate card count 0)."""
     a = db.get(Artisan, artisan)
     site = db.get(Site, a.site)
-    sessions = db.scalars(
-        unbilled_sessions_query(site.code).where(Session.artisan == artisan)
+    sessions = db.execute(
+        unbilled_session_rows_query(site.code).where(Session.artisan == artisan)
     ).all()
-    return sum(ln.amount for ln, _ in _charges(db, site, sessions, strict=False))
+    charges, _artisans = _charges(db, site, sessions, strict=False)
+    return sum(c.amount for c in charges)
 
 
 def balance(db: DbSession, artisan: int) -> dict[str, Any]:

@@ -227,3 +227,24 @@ def test_invoice_total_is_sum_of_charge_lines_plus_tax(sessions, bp):
     ]
     t = invoice_totals([ln.amount for ln in lines], bp)
     assert t.total == sum(ln.amount for ln in lines) + t.tax
+
+
+# The fast local-time path used in billing runs must agree with zoneinfo everywhere, clock
+# changes and odd historical offsets included.
+from hypothesis import given as _given, settings as _settings, strategies as _st  # noqa: E402
+
+
+@_settings(max_examples=400, deadline=None)
+@_given(_st.sampled_from(["Africa/Dakar", "Africa/Douala", "Europe/Paris", "Australia/Lord_Howe",
+                          "America/St_Johns", "Africa/Casablanca", "Asia/Kathmandu"]),
+        _st.integers(min_value=-2_500_000_000_000, max_value=4_000_000_000_000))
+def test_local_clock_agrees_with_zoneinfo(tz: str, ms: int) -> None:
+    import datetime as _dt
+    from zoneinfo import ZoneInfo
+
+    from server.billing.charges import local_clock
+
+    ref = (_dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc) + _dt.timedelta(milliseconds=ms)).astimezone(ZoneInfo(tz))
+    clock = local_clock(tz)
+    assert clock.date(ms) == ref.date()
+    assert clock.iso(ms) == ref.isoformat(timespec="seconds")
