@@ -61,6 +61,22 @@ def find_mosquitto_passwd() -> str | None:
     )
 
 
+def wait_listening(host: str, port: int, timeout: float, proc: subprocess.Popen | None, what: str, log: Path,
+                   error: type[Exception] = RuntimeError) -> None:
+    """Wait until ``proc`` listens on ``host:port``; raise ``error`` with the end of its log if
+    it exits first or does not listen within ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise error(f"{what} exited with {proc.returncode}:\n{log.read_text(errors='replace')[-3000:]}")
+        try:
+            with socket.create_connection((host, port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise error(f"{what} did not listen on {host}:{port} within {timeout:.0f} s")
+
+
 @dataclass
 class BrokerUser:
     username: str
@@ -169,16 +185,7 @@ class Broker:
         return self
 
     def wait_ready(self) -> None:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while time.monotonic() < deadline:
-            if self.proc is not None and self.proc.poll() is not None:
-                raise RuntimeError(f"{self.kind} exited: {(self.workdir / 'broker.log').read_text()[-2000:]}")
-            try:
-                with socket.create_connection((self.host, self.port), timeout=0.2):
-                    return
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError(f"{self.kind} did not listen on {self.port}")
+        wait_listening(self.host, self.port, START_TIMEOUT_S, self.proc, self.kind, self.workdir / "broker.log")
 
     def kill(self) -> None:
         """kill -9: the broker dies as in a power cut (persistence keeps what was saved)."""

@@ -10,7 +10,6 @@ import json
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -24,7 +23,7 @@ import paho.mqtt.client as mqtt
 
 from crp_common.contract import gateway_status_topic
 
-from .broker import Broker, BrokerUser, free_port
+from .broker import Broker, BrokerUser, free_port, wait_listening
 
 SERVER_START_TIMEOUT_S = 60.0
 GATEWAY_READY_TIMEOUT_S = 30.0
@@ -32,19 +31,6 @@ GATEWAY_READY_TIMEOUT_S = 30.0
 
 class StackError(RuntimeError):
     pass
-
-
-def _wait_port(host: str, port: int, timeout: float, proc: subprocess.Popen | None, what: str, log: Path) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise StackError(f"{what} exited with {proc.returncode}:\n{log.read_text(errors='replace')[-3000:]}")
-        try:
-            with socket.create_connection((host, port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise StackError(f"{what} did not listen on {host}:{port} within {timeout:.0f} s")
 
 
 @dataclass
@@ -180,8 +166,8 @@ class Stack:
         })
         self.server = Proc("server", crp_cmd("server", "--host", "127.0.0.1", "--port", str(self.api_port)), env,
                            self.workdir / "server.log").start()
-        _wait_port("127.0.0.1", self.api_port, SERVER_START_TIMEOUT_S, self.server.proc, "server",
-                   self.server.log)
+        wait_listening("127.0.0.1", self.api_port, SERVER_START_TIMEOUT_S, self.server.proc, "server",
+                       self.server.log, error=StackError)
         deadline = time.monotonic() + SERVER_START_TIMEOUT_S
         while time.monotonic() < deadline:
             try:
