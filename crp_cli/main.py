@@ -34,9 +34,11 @@ class LazyGroup(TyperGroup):
             try:
                 sub = getattr(importlib.import_module(mod), attr)
             except (ImportError, AttributeError) as e:
-                @click.command(name=name, help=f"{help_text} (unavailable: {e})")
+                reason = str(e)  # ``e`` itself is gone once the except block ends
+
+                @click.command(name=name, help=f"{help_text} (unavailable: {reason})")
                 def unavailable() -> None:
-                    raise click.ClickException(f"'{name}' is not available in this installation: {e}")
+                    raise click.ClickException(f"'{name}' is not available in this installation: {reason}")
                 return unavailable
             cmd = typer.main.get_command(sub)
             cmd.name = name
