@@ -89,6 +89,9 @@ def list_sessions(
                 "run_ms": s.run_ms,
                 "badge_minutes": minutes(s.badge_ms),
                 "run_minutes": minutes(s.run_ms),
+                # Metered energy (plugs, nodes with a meter); None when the machine has no meter.
+                "energy_wh": None if s.energy_wh is None else round(s.energy_wh, 1),
+                "energy_kwh": None if s.energy_wh is None else round(s.energy_wh / 1000, 3),
                 "end_reason": s.end_reason,
             }
         )
@@ -134,6 +137,7 @@ def usage_by_machine(db: DbSession, f: Filters) -> list[dict[str, Any]]:
             func.count(Session.id),
             func.coalesce(func.sum(_BADGE_MS), 0),
             func.coalesce(func.sum(Session.run_ms), 0),
+            func.sum(Session.energy_wh),
         ).group_by(Session.machine),
         f,
     )
@@ -141,7 +145,7 @@ def usage_by_machine(db: DbSession, f: Filters) -> list[dict[str, Any]]:
     ids = [r[0] for r in rows]
     machines = {m.id: m for m in db.scalars(select(Machine).where(Machine.id.in_(ids)))} if ids else {}
     out = []
-    for m, n, b, r in sorted(rows, key=lambda r: r[0]):
+    for m, n, b, r, wh in sorted(rows, key=lambda r: r[0]):
         mm = machines.get(m)
         out.append(
             {
@@ -153,6 +157,8 @@ def usage_by_machine(db: DbSession, f: Filters) -> list[dict[str, Any]]:
                 "run_ms": int(r),
                 "badge_hours": hours(int(b)),
                 "run_hours": hours(int(r)),
+                # None when no session of the machine was metered (SQL SUM ignores NULLs).
+                "energy_kwh": None if wh is None else round(float(wh) / 1000, 3),
             }
         )
     return out

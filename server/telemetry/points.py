@@ -69,6 +69,9 @@ MEASUREMENTS: dict[str, MeasurementSpec] = {
         FieldSpec("amps", "amps", "float", required=False),
     )),
     Kind.RELAY.value: MeasurementSpec("machine_relay", (FieldSpec("on", "on", "bool_int"),)),
+    # The meter's cumulative counter (metering plugs): it restarts after some power cuts, so
+    # queries take non_negative_difference() rather than plain differences.
+    Kind.ENERGY.value: MeasurementSpec("machine_energy", (FieldSpec("wh", "wh", "float"),)),
     Kind.FAULT.value: MeasurementSpec("machine_fault", (
         FieldSpec("code", "code", "str"),
         FieldSpec("active", "active", "bool_int"),

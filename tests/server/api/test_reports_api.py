@@ -23,9 +23,11 @@ def day(api, workshop, make_events):
     bs, lt = ("bandsaw-1", "node-bs1"), ("lathe-1", "node-lt1")
     # S1 Awa, bandsaw, 08:00-08:30 tap out, motor 08:05-08:25
     s1 = ev.tap_in(*bs, 1, "04A1B2C3", awa, at(2, 8), delay=0)
+    ev.node(*bs, 1, "energy", at(2, 8), wh=1000.0)  # a metered bandsaw: 250 Wh in S1
     ev.node(*bs, 1, "motor", at(2, 8, 5), running=True)
     ev.deny(*bs, 1, "04D4E5F6", moussa, "machine_in_use", at(2, 8, 10))
     ev.node(*bs, 1, "motor", at(2, 8, 25), running=False)
+    ev.node(*bs, 1, "energy", at(2, 8, 30), wh=1250.0)
     ev.close("bandsaw-1", s1, "tap_out", at(2, 8, 30))
     ev.deny(*bs, 1, "04112233445566", fatou, "not_qualified", at(2, 8, 40))
     # S2 Moussa, bandsaw, 09:00-09:45 idle, motor 09:10-09:15
@@ -67,6 +69,11 @@ def test_sessions_list_with_local_time(api, day):
         (15.0, 0.0, None),
     ]
     assert rows[3]["open"] is True and rows[3]["end_utc"] is None
+    # Energy beside run time: the bandsaw's meter counted 250 Wh in S1 and nothing after it; the
+    # lathe has no meter at all (None, not 0).
+    assert (s1["energy_wh"], s1["energy_kwh"]) == (250.0, 0.25)
+    assert [(r["machine"], r["energy_wh"]) for r in rows[1:]] == [("bandsaw-1", 0.0), ("lathe-1", None),
+                                                                   ("bandsaw-1", 0.0)]
     only_awa = api.get("/api/v1/sessions", params={"artisan": day["awa"]}).json()
     assert [r["machine"] for r in only_awa] == ["bandsaw-1", "lathe-1", "bandsaw-1"]
     tuesday = api.get("/api/v1/sessions", params={"from": "2026-03-03"}).json()
@@ -96,6 +103,7 @@ def test_usage_per_artisan_and_machine(api, day):
         25 * M,
     )
     assert (by_machine["lathe-1"]["sessions"], by_machine["lathe-1"]["badge_ms"], by_machine["lathe-1"]["run_ms"]) == (1, 40 * M, 30 * M)
+    assert (by_machine["bandsaw-1"]["energy_kwh"], by_machine["lathe-1"]["energy_kwh"]) == (0.25, None)
     all_time = {u["artisan"]: u for u in api.get("/api/v1/usage/artisans").json()}
     assert all_time[day["moussa"]]["badge_ms"] == (45 + 60) * M
 

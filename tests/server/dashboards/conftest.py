@@ -111,6 +111,11 @@ def _day_events(artisans: dict[str, int]) -> list[dict[str, Any]]:
             ev.node(m, node, "temp", at(h), c=30.0 + h / 2)
             ev.node(m, node, "vib", at(h, 1), rms=1.5)
     ev.session("bandsaw-1", "node-bs1", "04A1B2C3", awa, at(8), at(8, 5), at(9, 10), at(9, 15))
+    # The bandsaw is metered (a plug's cumulative counter, Wh); its counter restarts at 0 after a
+    # power cut between 09:20 and 10:10.
+    for t, wh in ((at(7, 59), 1000.0), (at(8, 30), 1600.0), (at(9, 20), 3000.0), (at(10, 10), 0.0),
+                  (at(11), 500.0)):
+        ev.node("bandsaw-1", "node-bs1", "energy", t, wh=wh)
     ev.session("bandsaw-1", "node-bs1", "04D4E5F6", moussa, at(14), at(14, 5), at(15, 20), at(15, 30))
     ev.session("lathe-1", "node-lt1", "04A1B2C3", awa, at(10), at(10, 10), at(11, 30), at(11, 45))
     ev.node("lathe-1", "node-lt1", "fault", at(16), code="thermal", active=True)

@@ -28,6 +28,7 @@ EXPECTED = {
     ("crp-availability", 3, "A"): ["machine", "time", "last"],
     ("crp-availability", 4, "A"): ["time", "machine", "run_hours"],
     ("crp-availability", 5, "A"): ["weekday", "hour", "sessions"],
+    ("crp-availability", 6, "A"): ["machine", "time", "kwh"],
     ("crp-maintenance", 1, "A"): ["machine", "task", "interval_h", "used_h", "left_h", "status"],
     ("crp-maintenance", 2, "A"): ["time", "machine", "kind", "cause", "state", "critical", "acknowledged_by"],
     ("crp-maintenance", 3, "A"): ["machine", "time", "mean"],
@@ -76,6 +77,10 @@ def test_the_rows_say_what_happened_that_day(results):
     revenue = {row[0]: row[2] for row in p["crp-revenue", 1, "A"].first_rows}
     # bandsaw: Awa (member) 1 h 15 -> 2,500; Moussa 1 h 30 at 3,000/h -> 4,500. lathe: 1 h 45 at 1,500/h
     assert revenue == {"bandsaw-1": 7000, "lathe-1": 2625}
+    # The bandsaw's meter: 0.6 kWh in the 08:00 hour, 1.4 in the 09:00 hour, 0.5 in the 11:00 hour;
+    # its counter's restart at 0 (10:10) counts as nothing, never as negative energy.
+    kwh = [(row[0], row[2]) for row in p["crp-availability", 6, "A"].first_rows]
+    assert kwh == [("bandsaw-1", pytest.approx(v)) for v in (0.6, 1.4, 0.5)], kwh
     avail = {row[0]: row[2] for row in p["crp-availability", 1, "A"].first_rows}
     assert avail["lathe-2"] == pytest.approx(1 - 5 / 11)  # maintenance 12:00-17:00 of 07:30-18:30
 

@@ -38,6 +38,7 @@ def test_current_point_has_measurement_tags_field_and_ms_timestamp():
     ("motor", {"running": True, "amps": 3.5}, "running=1i,amps=3.5"),
     ("motor", {"running": False}, "running=0i"),
     ("relay", {"on": True}, "on=1i"),
+    ("energy", {"wh": 1234}, "wh=1234.0"),  # a plug's cumulative counter
     ("fault", {"code": "estop", "active": True}, 'code="estop",active=1i'),
 ])
 def test_fields_per_kind(kind, body, expected_fields):
