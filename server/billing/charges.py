@@ -11,11 +11,16 @@ Rules (see docs/billing.md for the worked example):
 4. Minimum: a billed session bills at least ``minimum_minutes``.
 5. Amount = billed minutes x price per hour / 60, rounded half-up to the currency's minor unit
    (a whole franc for XOF), integers only.
+6. Energy, when the card prices it (``price_per_kwh`` > 0) and the machine is metered: the
+   session's energy in whole Wh (rounded half-up) x price per kWh / 1000, rounded half-up,
+   added to the line. Grace and minimum apply to time only. A machine without a meter bills
+   no energy (its line says so with ``energy_wh`` None).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import math
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Protocol
@@ -56,6 +61,7 @@ class SessionFacts:
     run_ms: int | None = 0
     artisan: int | None = None
     machine_type: str | None = None
+    energy_wh: float | None = None  # metered energy; None: the machine has no meter
 
 
 @dataclass(frozen=True)
@@ -72,6 +78,13 @@ class ChargeLine:
     currency: str
     member: bool
     rate_card_id: int | None = None
+    energy_wh: int | None = None  # whole Wh metered; None: no meter
+    price_per_kwh: int = 0  # minor units
+    energy_amount: int = 0  # minor units, included in ``amount``
+
+    @property
+    def time_amount(self) -> int:
+        return self.amount - self.energy_amount
 
     @property
     def measured_minutes(self) -> int:
@@ -98,6 +111,9 @@ class ChargeLine:
             "amount": self.amount,
             "currency": self.currency,
             "member": self.member,
+            "energy_wh": self.energy_wh,
+            "price_per_kwh": self.price_per_kwh,
+            "energy_amount": self.energy_amount,
         }
 
 
@@ -120,6 +136,23 @@ def billed_minutes(measured_seconds: int, card: RateCard) -> int:
 def amount_for(minutes: int, price_per_hour: int) -> int:
     """``minutes x price_per_hour / 60`` rounded half-up to the minor unit."""
     return div_half_up(minutes * price_per_hour, 60)
+
+
+def metered_wh(energy_wh: float | None) -> int | None:
+    """A session's metered energy in whole Wh, rounded half-up; None for no meter."""
+    if energy_wh is None:
+        return None
+    if isinstance(energy_wh, bool) or not isinstance(energy_wh, (int, float)) or not math.isfinite(energy_wh) \
+            or energy_wh < 0:
+        raise BillingError("billing.error.bad_energy", value=energy_wh)
+    return math.floor(energy_wh + 0.5)
+
+
+def energy_amount_for(wh: int | None, price_per_kwh: int) -> int:
+    """``wh x price_per_kwh / 1000`` rounded half-up to the minor unit (0 without a meter)."""
+    if not wh or not price_per_kwh:
+        return 0
+    return div_half_up(wh * price_per_kwh, 1000)
 
 
 def to_utc(t: object) -> dt.datetime:
@@ -266,6 +299,8 @@ def charge_for(
     secs = measured_seconds(session, card.basis)
     minutes = billed_minutes(secs, card)
     rate = card.price_per_hour(member)
+    wh = metered_wh(getattr(session, "energy_wh", None))
+    energy = energy_amount_for(wh, card.price_per_kwh)
     return ChargeLine(
         session_id=str(session.id),
         machine=session.machine,
@@ -275,8 +310,11 @@ def charge_for(
         measured_seconds=secs,
         billed_minutes=minutes,
         rate_per_hour=rate,
-        amount=amount_for(minutes, rate),
+        amount=amount_for(minutes, rate) + energy,
         currency=card.currency,
         member=member,
         rate_card_id=card.id,
+        energy_wh=wh,
+        price_per_kwh=card.price_per_kwh,
+        energy_amount=energy,
     )

@@ -1,4 +1,5 @@
-"""Rate cards: what an hour of machine time costs, from which date, for whom.
+"""Rate cards: what an hour of machine time (and, optionally, a kWh of metered energy) costs,
+from which date, for whom.
 
 A card applies to one machine (``machine``) or to every machine of a type (``machine_type``);
 for a given session the machine's own card wins over its type's card. Cards of the same scope
@@ -22,7 +23,7 @@ Rounding = Literal["up", "nearest", "down"]
 BASES: tuple[str, ...] = ("badge", "run")
 ROUNDINGS: tuple[str, ...] = ("up", "nearest", "down")
 MAX_INCREMENT_MINUTES = 24 * 60
-MAX_PRICE_PER_HOUR = 10**12  # minor units; a sanity bound, not a business rule
+MAX_PRICE_PER_HOUR = 10**12  # minor units; a sanity bound, not a business rule (also per kWh)
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,9 @@ class RateCard:
     grace_minutes: int = 0
     effective_to: dt.date | None = None  # inclusive; None = until further notice
     id: int | None = None
+    # Energy metered during the session (plugs, meters), minor units per kWh; 0 = not priced.
+    # Billed on top of the time, members and non-members alike (it is a cost passed on).
+    price_per_kwh: int = 0
 
     def __post_init__(self) -> None:
         validate_card(self)
@@ -66,7 +70,7 @@ def validate_card(c: RateCard) -> None:
     """Raise :class:`RateCardError` (with a translation key) on the first problem found."""
     if (c.machine is None) == (c.machine_type is None):
         raise RateCardError("billing.error.card_scope")
-    for name in ("price_per_hour_member", "price_per_hour_non_member"):
+    for name in ("price_per_hour_member", "price_per_hour_non_member", "price_per_kwh"):
         v = getattr(c, name)
         if not _is_int(v):
             raise RateCardError("billing.error.price_not_integer", field=name)
