@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
 from ..api.deps import Authorized, CurrentUser, Db, Settings
+from ..errors import not_found
 from ..models import utcnow
 from .audit import audit, entry_out
 from .login import login
@@ -141,18 +142,47 @@ def read_audit(
     return [entry_out(e) for e in db.scalars(q)]
 
 
+def _alert_out(a: SecurityAlert) -> dict[str, Any]:
+    return {
+        "id": a.id,
+        "raised_at": a.raised_at.isoformat(timespec="seconds").replace("+00:00", "Z"),
+        "kind": a.kind,
+        "site": a.site,
+        "badge_uid": a.badge_uid,
+        "state": a.state,
+        "detail": a.detail,
+    }
+
+
 @router.get("/security/alerts", dependencies=[Authorized])
-def security_alerts(db: Db, limit: Annotated[int, Query(ge=1, le=5000)] = 500) -> list[dict[str, Any]]:
+def security_alerts(
+    db: Db,
+    state: Annotated[Literal["open", "acknowledged"] | None, Query()] = None,
+    limit: Annotated[int, Query(ge=1, le=5000)] = 500,
+) -> list[dict[str, Any]]:
     q = select(SecurityAlert).order_by(SecurityAlert.id.desc()).limit(limit)
-    return [
-        {
-            "id": a.id,
-            "raised_at": a.raised_at.isoformat(timespec="seconds").replace("+00:00", "Z"),
-            "kind": a.kind,
-            "site": a.site,
-            "badge_uid": a.badge_uid,
-            "state": a.state,
-            "detail": a.detail,
-        }
-        for a in db.scalars(q)
-    ]
+    if state is not None:
+        q = q.where(SecurityAlert.state == state)
+    return [_alert_out(a) for a in db.scalars(q)]
+
+
+class AlertAck(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    note: Annotated[str, Field(max_length=500)] = ""
+
+
+@router.post("/security/alerts/{alert_id}/ack", dependencies=[Authorized])
+def acknowledge_security_alert(alert_id: PathId, request: Request, db: Db,
+                               body: AlertAck | None = None) -> dict[str, Any]:
+    """A manager has looked into the finding (e.g. replaced the copied badge). Acknowledging
+    twice changes nothing; who and when are in the audit log."""
+    a = db.get(SecurityAlert, alert_id)
+    if a is None:
+        raise not_found("security alert", alert_id)
+    if a.state != "acknowledged":
+        a.state = "acknowledged"
+        audit(db, request, "security_alert.acknowledged", "security_alert", a.id,
+              {"kind": a.kind, "badge_uid": a.badge_uid, "note": (body.note if body else "")})
+        db.commit()
+    return _alert_out(a)

@@ -82,6 +82,7 @@ RULES: dict[tuple[str, str], Rule] = {
     ("POST", f"{V1}/users/{{user_id}}/activate"): rule(M),
     ("GET", f"{V1}/audit"): rule(M),
     ("GET", f"{V1}/security/alerts"): rule(M),
+    ("POST", f"{V1}/security/alerts/{{alert_id}}/ack"): rule(M),
     # ---- registry: technicians read, managers write, artisans see their own record
     ("POST", f"{V1}/sites"): rule(M),
     ("GET", f"{V1}/sites"): rule(*MT),

@@ -46,6 +46,18 @@ def test_same_badge_on_two_machines_raises_one_alert(api, workshop, events, db_s
     assert len(db_session.scalars(select(SecurityAlert)).all()) == 1
     r = api.get("/api/v1/security/alerts")
     assert r.status_code == 200 and [x["badge_uid"] for x in r.json()] == [uid]
+    # The manager acknowledges it: once, recorded in the audit log; acknowledging again is a no-op.
+    alert_id = r.json()[0]["id"]
+    r = api.post(f"/api/v1/security/alerts/{alert_id}/ack", json={"note": "badge remplacé"})
+    assert r.status_code == 200 and r.json()["state"] == "acknowledged", r.text
+    assert api.post(f"/api/v1/security/alerts/{alert_id}/ack").status_code == 200
+    acks = db_session.scalars(select(AuditEntry).where(AuditEntry.action == "security_alert.acknowledged")).all()
+    assert [(e.entity_id, e.details["note"]) for e in acks] == [(str(alert_id), "badge remplacé")]
+    assert api.get("/api/v1/security/alerts", params={"state": "open"}).json() == []
+    assert [x["id"] for x in api.get("/api/v1/security/alerts", params={"state": "acknowledged"}).json()] == [alert_id]
+    r = api.post("/api/v1/security/alerts/999999/ack")
+    assert r.status_code == 404 and "999999" in r.json()["detail"], r.text
+    assert api.get("/api/v1/security/alerts", params={"state": "bogus"}).status_code == 422
 
 
 def test_sessions_one_after_the_other_raise_nothing(api, workshop, events, db_session):
