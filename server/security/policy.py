@@ -181,6 +181,7 @@ RULES.update({
     ("POST", "/manager/artisans"): _API[("POST", f"{V1}/artisans")],
     ("GET", "/manager/artisans/{artisan_id}"): _API[("PATCH", f"{V1}/artisans/{{artisan_id}}")],
     ("POST", "/manager/artisans/{artisan_id}/badges"): _API[("POST", f"{V1}/badges")],
+    ("POST", "/manager/artisans/{artisan_id}/badges/{uid}"): _API[("PATCH", f"{V1}/badges/{{uid}}")],
     ("POST", "/manager/artisans/{artisan_id}/qualifications"): _API[("POST", f"{V1}/qualifications")],
     ("GET", "/manager/machines"): _API[("POST", f"{V1}/rate-cards")],
     ("POST", "/manager/rates"): _API[("POST", f"{V1}/rate-cards")],

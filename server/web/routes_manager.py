@@ -6,9 +6,10 @@ table."""
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Request
+from fastapi import Path as FastPath
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session as DbSession
@@ -21,10 +22,10 @@ from ..billing import api as billing_api
 from ..billing import service as billing
 from ..billing.errors import BillingError
 from ..billing.models import PAYMENT_METHODS
-from ..models import Artisan, Machine, MachineType, Site
+from ..models import Artisan, Badge, Machine, MachineType, Site
 from ..security.models import AuditEntry
 from ..timeutil import zone
-from .forms import Invalid, clean, one_transaction, validate
+from .forms import FORM, Invalid, clean, one_transaction, validate
 from .gate import RowId, page_gate
 from .pages import done, refusal_page
 from .render import local_time, page_lang, render
@@ -32,6 +33,7 @@ from .render import local_time, page_lang, render
 router = APIRouter(tags=["web pages (HTML)"], default_response_class=HTMLResponse)
 AUDIT_ROWS = 200
 UID_KEYS = {"uid": "web.error.uid"}
+BadgeUid = Annotated[str, FastPath(min_length=1, max_length=20, pattern=r"^[0-9A-F]+$")]
 
 
 def _sites(db: DbSession) -> list[Site]:
@@ -168,6 +170,27 @@ async def add_badge(request: Request, artisan_id: RowId, db: Db, settings: Setti
     except Invalid as e:
         return _artisan_page(request, db, gate.who, artisan_id, e.errors, values, 422)
     return done(request, f"/manager/artisans/{artisan_id}", "badge")
+
+
+@router.post("/manager/artisans/{artisan_id}/badges/{uid}")
+async def set_badge_status(request: Request, artisan_id: RowId, uid: BadgeUid, db: Db, settings: Settings) -> Response:
+    """Revoke a lost or copied badge (the gateways refuse it at the next snapshot), or reactivate it."""
+    gate = page_gate(request, db, settings)
+    if gate.refused:
+        return refusal_page(request, gate)
+    lang = page_lang(request)
+    values = clean(dict(await request.form()), ("status",))
+    badge = db.get(Badge, uid)
+    if badge is None or badge.artisan != artisan_id:
+        return _artisan_page(request, db, gate.who, artisan_id, {FORM: tr("web.error.badge_not_theirs", lang, uid=uid)},
+                             {}, 404)
+    try:
+        body = validate(registry.BadgePatch, {"status": values.get("status")}, lang)
+        with one_transaction(db, lang) as tx:
+            registry.patch_badge(uid, body, tx, request)
+    except Invalid as e:
+        return _artisan_page(request, db, gate.who, artisan_id, e.errors, {}, 422)
+    return done(request, f"/manager/artisans/{artisan_id}", f"badge_{body.status}", number=uid)
 
 
 @router.post("/manager/artisans/{artisan_id}/qualifications")

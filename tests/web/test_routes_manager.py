@@ -146,3 +146,35 @@ def test_enrol_errors_are_shown_next_to_the_field_in_french_then_english_and_not
     assert "price" in page.inner_text("#e-price_per_hour_member").lower()
     shot(page, "manager-rate-errors-en")
     assert web.ok(web.api.get("/api/v1/rate-cards")) == []
+
+
+def test_manager_revokes_a_lost_badge_and_reactivates_it(web, page_for):
+    awa, moussa = web.artisans["Awa Diop"], web.artisans["Moussa Ndiaye"]
+    page = page_for("gerant")
+    page.goto(f"{web.url}/manager/artisans/{awa}")
+    row = '[data-badge="04A1B2C3"]'
+    assert page.inner_text(f"{row} .status") == "actif"
+    page.click(f"{row} button.danger")
+    page.wait_for_selector(".done")
+    assert page.inner_text(".done") == "Badge 04A1B2C3 révoqué : les machines le refuseront"
+    assert page.inner_text(f"{row} .status") == "révoqué"
+    badges = web.ok(web.api.get("/api/v1/badges", params={"artisan": awa}))
+    assert [(b["uid"], b["status"]) for b in badges] == [("04A1B2C3", "revoked")]
+    # The gateways' next snapshot refuses it.
+    snap = web.ok(web.api.get("/api/v1/gateway/snapshot", headers={"X-API-Key": web.gateway_key}))
+    assert {b["uid"]: b["status"] for b in snap["badges"]}["04A1B2C3"] == "revoked"
+    shot(page, "manager-badge-revoked")
+    page.click(f"{row} button[type=submit]")
+    page.wait_for_selector(".done")
+    assert page.inner_text(".done") == "Badge 04A1B2C3 réactivé"
+    audit = [e["action"] for e in web.ok(web.api.get("/api/v1/audit", params={"entity": "badge",
+                                                                              "entity_id": "04A1B2C3"}))]
+    assert audit[:2] == ["badge.reactivated", "badge.revoked"]
+    # Someone else's badge through this artisan's page: refused, nothing changed.
+    r = page.request.post(f"{web.url}/manager/artisans/{awa}/badges/04D4E5F6", form={"status": "revoked"})
+    assert r.status == 404 and "n'appartient pas à cet artisan" in r.text()
+    assert web.ok(web.api.get("/api/v1/badges", params={"artisan": moussa}))[0]["status"] == "active"
+    # A status that is not one: the form says so (422), nothing changed.
+    r = page.request.post(f"{web.url}/manager/artisans/{awa}/badges/04A1B2C3", form={"status": "lost"})
+    assert r.status == 422
+    assert web.ok(web.api.get("/api/v1/badges", params={"artisan": awa}))[0]["status"] == "active"
