@@ -39,7 +39,7 @@ def play_day(speed: float, workdir: Path, seed: int = SEED, date: dt.date = BENC
     from firmware_sim.scenario import day_bounds, generate_day
     from firmware_sim.workshop import load_workshop
 
-    ws = load_workshop()
+    ws = load_workshop().without_plugs()  # the figure stays comparable: custom nodes only
     actions = generate_day(ws, date, seed)
     open_ts, _ = day_bounds(date, ws.site.tz)
     day_start = open_ts - CLOCK_LEAD_SIM_S

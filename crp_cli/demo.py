@@ -1,8 +1,10 @@
 """`crp demo`: a simulated workshop day through the real pipeline.
 
 broker (private Mosquitto, or the embedded amqtt broker when Mosquitto is not installed)
--> simulated machine nodes -> gateway -> server (SQLite unless DATABASE_URL is set)
--> summary. Every part runs as its own process; they share one accelerated clock."""
+-> simulated machine nodes and metering plugs with their badge readers -> gateway (with the
+workshop's plug mapping) -> server (SQLite unless DATABASE_URL is set) -> summary. Every part
+runs as its own process; they share one accelerated clock. Each plug has a broker user of its
+own (Mosquitto); the embedded amqtt broker is anonymous and checks no topics."""
 
 from __future__ import annotations
 
@@ -75,6 +77,13 @@ def run_demo(once: bool, json_out: bool, date: str | None, seed: int, speed: flo
     # Silence is judged in real time too: at x720, 150 simulated seconds are 0.2 real seconds.
     stack.gateway_env["CRP_OFFLINE_AFTER_S"] = str(max(150.0, OFFLINE_AFTER_REAL_S * speed))
     stack.gateway_env["CRP_BADGE_MAX_AGE_S"] = str(max(10.0, 3.0 * speed))
+    if workshop.plug_machines:
+        # The plug mapping the gateway reads (docs/plugs.md), and one broker user per plug.
+        plugs_file = workdir / "plugs.json"
+        plugs_file.write_text(json.dumps(workshop.plugs_mapping(), indent=1))
+        stack.gateway_env["CRP_PLUGS_FILE"] = str(plugs_file)
+        for m in workshop.plug_machines:
+            stack.add_plug(m.node, m.plug.type, m.plug.topic)
     hooks = WebhookReceiver().start()
     try:
         stack.start_broker()
@@ -92,19 +101,23 @@ def run_demo(once: bool, json_out: bool, date: str | None, seed: int, speed: flo
         err.print("  gateway: ready (authorization cache loaded)")
         actions = generate_day(workshop, day, seed)
         user, password = stack.mqtt_creds("sim")
+        plug_creds = {m.node: stack.mqtt_creds(m.node) for m in workshop.plug_machines}
         t0 = time.monotonic()
         report = run_scenario(actions, workshop, stack.broker.host, stack.broker.port, user, password, clock,
-                              workdir / "nodes")
+                              workdir / "nodes", plug_creds=plug_creds)
         err.print(f"  simulated day played in {time.monotonic() - t0:.1f} s")
         stack.wait_settled(SETTLE_TIMEOUT_S, after_ms=clock.now_ms() + 1000 * _max_idle_s(workshop))
         invoices = _bill(stack, day)
         summary = stack.summary()
         summary.update(_maintenance_summary(stack))
+        summary["plugs"] = _plug_summary(stack, workshop, day)
         summary.update({"date": day.isoformat(), "site": workshop.site.code, "seed": seed,
                         "broker": stack.broker.kind, "database_url": db_url, "invoices": invoices,
                         "invoice_totals": _totals(invoices),
                         "simulator": {"taps": getattr(report, "taps", None),
-                                      "denied": getattr(report, "denies", None)}})
+                                      "denied": getattr(report, "denies", None),
+                                      "skipped": getattr(report, "skipped", None),
+                                      "max_late_s": getattr(report, "max_late_s", None)}})
         if json_out:
             print(json.dumps(summary, ensure_ascii=False, default=str))
         else:
@@ -125,6 +138,25 @@ def run_demo(once: bool, json_out: bool, date: str | None, seed: int, speed: flo
     finally:
         stack.stop()
         hooks.stop()
+
+
+def _plug_summary(stack: Stack, workshop: Any, day: dt.date) -> list[dict[str, Any]]:
+    """Per machine on a metering plug: its sessions of the day, how many were metered, their
+    run hours and energy."""
+    out = []
+    with stack.api() as api:
+        for m in workshop.plug_machines:
+            r = api.get("/api/v1/sessions", params={"machine": m.id, "from": day.isoformat(), "to": day.isoformat(),
+                                                    "limit": 5000})
+            if r.status_code >= 300:
+                raise StackError(f"sessions of {m.id}: {r.status_code} {r.text[:300]}")
+            rows = r.json()
+            metered = [s for s in rows if s.get("energy_wh") is not None]
+            out.append({"machine": m.id, "name": m.name, "plug": m.node, "plug_type": m.plug.type,
+                        "sessions": len(rows), "metered_sessions": len(metered),
+                        "run_hours": round(sum(s.get("run_ms") or 0 for s in rows) / 3_600_000, 2),
+                        "energy_kwh": round(sum(s["energy_wh"] for s in metered) / 1000, 3)})
+    return out
 
 
 def _max_idle_s(workshop: Any) -> int:
@@ -287,6 +319,16 @@ def _print_summary(out: Console, s: dict[str, Any], lang: str) -> None:
     for m in s.get("machines", []):
         t.add_row(m.get("name") or m["id"], str(m["sessions"]), _hours(m["badge_hours"]), _hours(m["run_hours"]))
     out.print(t)
+    if s.get("plugs"):
+        t = Table(title=tr("summary.plugs", lang))
+        t.add_column(tr("summary.machine", lang), no_wrap=True, min_width=max(len(p["machine"]) for p in s["plugs"]))
+        t.add_column(tr("summary.plug", lang), no_wrap=True, min_width=7)
+        for col in ("summary.sessions", "summary.metered", "summary.run_hours", "summary.energy_kwh"):
+            t.add_column(tr(col, lang), justify="right")
+        for p in s["plugs"]:  # machine ids: the names are in the machine table above
+            t.add_row(p["machine"], p["plug_type"], str(p["sessions"]), str(p["metered_sessions"]),
+                      _hours(p["run_hours"]), f"{p['energy_kwh']:.3f}")
+        out.print(t)
     t = Table(title=tr("summary.denied", lang))
     t.add_column(tr("summary.reason", lang))
     t.add_column(tr("summary.count", lang))

@@ -1,7 +1,9 @@
 """The embedded demo broker (amqtt): used by `crp demo` only when Mosquitto is not installed.
 
-amqtt speaks MQTT 3.1.1 only and runs here without authentication: it is a demo default,
-unsafe on a real workshop network. Production runs Mosquitto with the generated password file
+amqtt speaks MQTT 3.1.1 only and runs here without authentication and without topic checks
+(so the metering plugs' own topics, tele/..., shellies/..., <prefix>/..., pass like crp/v1/...;
+tests/crp_cli/test_demo.py plays plugs through it): a demo default, unsafe on a real workshop
+network. Production runs Mosquitto with the generated password file
 and ACLs (see docs/protocol.md)."""
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ import paho.mqtt.client as mqtt
 
 from crp_common.contract import gateway_status_topic
 
-from .broker import Broker, BrokerUser, free_port, wait_listening
+from .broker import Broker, BrokerUser, free_port, gateway_plug_acl, plug_acl, wait_listening
 
 SERVER_START_TIMEOUT_S = 60.0
 GATEWAY_READY_TIMEOUT_S = 30.0
@@ -111,7 +111,9 @@ class Stack:
         self.server_env = server_env or {}
         self.gateway_env = gateway_env or {}
         self.users = {
-            "gateway": BrokerUser(gateway_id, secrets.token_urlsafe(16), [f"topic readwrite crp/v1/{site}/#"]),
+            # The gateway also reads and commands the metering plugs (docs/plugs.md).
+            "gateway": BrokerUser(gateway_id, secrets.token_urlsafe(16),
+                                  [f"topic readwrite crp/v1/{site}/#", *gateway_plug_acl(gateway_id=gateway_id)]),
             "sim": BrokerUser("sim", secrets.token_urlsafe(16), [f"topic readwrite crp/v1/{site}/#"]),
             "monitor": BrokerUser("monitor", secrets.token_urlsafe(16), [f"topic read crp/v1/{site}/#"]),
         }
@@ -130,6 +132,19 @@ class Stack:
     def api(self) -> httpx.Client:
         return httpx.Client(base_url=self.api_url, headers={"Authorization": f"Bearer {self.admin_token}"},
                             timeout=30)
+
+    def add_plug(self, plug_id: str, kind: str, topic: str) -> BrokerUser:
+        """A broker user of its own for one metering plug (username = plug id), allowed on that
+        plug's topics only; a Shelly Gen2 prefix is added to the gateway's ACL. Before
+        :meth:`start_broker`."""
+        if plug_id in self.users:
+            raise StackError(f"broker user {plug_id} exists already")
+        user = BrokerUser(plug_id, secrets.token_urlsafe(16), plug_acl(kind, topic, gateway_id=self.gateway_id))
+        self.users[plug_id] = user
+        self.broker.users.append(user)
+        if kind == "shelly2":
+            self.users["gateway"].acl.append(f"topic readwrite {topic}/#")
+        return user
 
     def mqtt_creds(self, who: str) -> tuple[str, str]:
         if self.broker.kind == "amqtt":

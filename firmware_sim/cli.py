@@ -17,7 +17,7 @@ from crp_common.clock import ScaledClock, clock_from_spec
 from crp_common.i18n import tr
 
 from .runner import SimReport, run_scenario
-from .scenario import ScenarioError, day_bounds, generate_day
+from .scenario import ScenarioError, day_bounds, generate_day, without_machines
 from .workshop import WorkshopError, load_workshop
 
 DEFAULT_SPEED = 720.0
@@ -55,6 +55,11 @@ def run(
     until: Optional[str] = typer.Option(None, help="Stop at this local time HH:MM (default: the day's end)."),
     decision_timeout: float = typer.Option(5.0, help="Real seconds a tap waits for the gateway."),
     lang: str = typer.Option("fr", help="Summary language (fr or en)."),
+    plug_username: Optional[str] = typer.Option(None, envvar="CRP_PLUG_MQTT_USERNAME",
+                                                help="MQTT user of the metering plugs (without it the plug "
+                                                     "machines are left out)."),
+    plug_password: Optional[str] = typer.Option(None, envvar="CRP_PLUG_MQTT_PASSWORD",
+                                                help="MQTT password of the metering plugs."),
 ) -> None:
     """Play a generated workshop day: taps, work, walk-aways, a power cut..."""
     try:
@@ -91,6 +96,13 @@ def run(
     now = clk.now()
     actions = [a for a in actions if a.at >= now and (stop_at is None or a.at <= stop_at)]
     err = Console(stderr=True)
+    plug_creds = (plug_username, plug_password or "") if plug_username else None
+    if plug_creds is None and ws.plug_machines:
+        # Plugs need a broker user allowed on their topics (docs/plugs.md): play the rest.
+        left = [m.id for m in ws.plug_machines]
+        err.print(tr("sim.plugs_left_out", lang, n=len(left), machines=", ".join(left)))
+        actions = without_machines(actions, left)
+        ws = ws.without_plugs()
     err.print(tr("sim.title", lang, date=day.isoformat(), site=ws.site.name))
     err.print(tr("sim.playing", lang, n=len(actions), machines=len(ws.machines), speed=f"{clk.speed:g}"))
 
@@ -104,8 +116,7 @@ def run(
 
         try:
             report = run_scenario(actions, ws, host, port, username, password, clk, state_dir, on_progress,
-                                  until=stop_at,
-                                  decision_timeout_s=decision_timeout)
+                                  until=stop_at, decision_timeout_s=decision_timeout, plug_creds=plug_creds)
         except (OSError, RuntimeError, ScenarioError) as e:
             _fail(lang, str(e))
     print_summary(Console(), report, lang)

@@ -69,6 +69,7 @@ class SimPlug:
         self.saved_wh = 0.0  # what survives a power cut (Tasmota saves to flash)
         self._at: float | None = None  # simulated time the counter was last integrated to
         self.commands: list[bool] = []
+        self.sent = 0  # messages published (Last Will excluded)
         self._lock = threading.RLock()
         self._client: mqtt.Client | None = None
         self._ready = threading.Event()
@@ -142,7 +143,9 @@ class SimPlug:
         if wait and not self._ready.wait(CONNECT_TIMEOUT_S):
             raise PlugSimError(f"{self.client_id}: no connection to {self.host}:{self.port}")
         if self.report_period_s:
-            self._reporter = threading.Thread(target=self._report_loop, name=f"plug-{self.client_id}", daemon=True)
+            start = self._at
+            self._reporter = threading.Thread(target=self._report_loop, args=(start,), name=f"plug-{self.client_id}",
+                                              daemon=True)
             self._reporter.start()
 
     def power_cut(self) -> None:
@@ -178,6 +181,7 @@ class SimPlug:
             return
         for t, p, q, r in msgs:
             c.publish(t, p, qos=q, retain=r)
+            self.sent += 1
 
     def _on_connect(self, client: mqtt.Client, _ud: Any, _f: Any, rc: Any, _p: Any = None) -> None:
         if rc.is_failure:
@@ -185,12 +189,15 @@ class SimPlug:
             return
         t, p = self.online_message()
         client.publish(t, p, qos=1, retain=True)
+        self.sent += 1
         client.subscribe(self.command_topic(), qos=1)
 
     def _on_message(self, _c: Any, _ud: Any, msg: mqtt.MQTTMessage) -> None:
+        if msg.topic != self.command_topic():
+            return  # not a command to this plug (amqtt delivers Last Wills to every client)
         try:
             on, ctx = self.parse_command(bytes(msg.payload))
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, AttributeError):
             log.warning("%s: bad command %r", self.client_id, bytes(msg.payload)[:100])
             return
         if on is None:
@@ -236,10 +243,19 @@ class SimPlug:
             self._integrate(at)
             self._send(self.report_messages(at))
 
-    def _report_loop(self) -> None:
+    def _report_loop(self, start: float) -> None:
+        """Periodic reports at simulated times ``start + k * report_period_s``, each stamped with
+        its planned time: the schedule follows the simulated clock and never drifts with the
+        thread's lateness (a late report is sent at once, still stamped with its own time)."""
         assert self.report_period_s
-        while not self._stop.wait(self.report_period_s / self.clock.speed):
-            self.report()
+        k = 1
+        while True:
+            at = start + k * self.report_period_s
+            left = (at - self.clock.now()) / self.clock.speed
+            if self._stop.wait(max(0.0, left)):
+                return
+            self.report(at)
+            k += 1
 
 
 class TasmotaPlug(SimPlug):

@@ -2,6 +2,16 @@
 machine that performs that machine's actions at their simulated times, plus the node's own
 periodic traffic (heartbeats, current samples while the motor runs, temperature and vibration).
 
+A machine on a metering plug (``Machine.plug``) is played by a :class:`PluggedMachine`: a badge
+reader node under the reader's machine id (taps, heartbeats) and a simulated plug speaking its
+firmware's topics with its own broker user (``plug_creds``). The gateway switches the plug on
+a grant; work cycles switch the plug's load (power draw) and the plug reports every
+``PLUG_REPORT_S`` simulated seconds and at each change; a power cut cuts both (the plug's Last
+Will). Ops a plug cannot play (``fault``, ``overheat``, ``silence``) are skipped and counted in
+``SimReport.skipped``; :func:`~firmware_sim.scenario.generate_day` never plans them there.
+Plug messages carry no uptime: the gateway stamps them on receipt, so their durations are as
+exact as the delivery delay times the clock's speed.
+
 Every message is stamped with the PLANNED simulated time of the physical event (the action's
 ``at`` or the tick's time), not with the moment the thread got to publish it, so durations seen
 downstream are exact whatever the scheduling jitter.
@@ -14,15 +24,17 @@ import logging
 import math
 import random
 import threading
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Mapping, Union
 
 from crp_common.clock import Clock
 
 from .node import MachineNode
-from .scenario import MULTI_MACHINE_OPS, TAP_OPS, Action, Op, check_machines, work_events
+from .plugs import PluggedMachine, SimPlug, make_plug
+from .scenario import MULTI_MACHINE_OPS, TAP_OPS, Action, Op, ScenarioError, check_machines, work_events
 from .workshop import Machine, Workshop
 
 log = logging.getLogger(__name__)
@@ -39,6 +51,16 @@ OVERHEAT_RAMP_S = 60.0
 OVERHEAT_OVERSHOOT_C = 1.5
 VIB_RUNNING_RMS = (1.2, 3.4)
 AMPS_NOISE = 0.06
+PLUG_REPORT_S = 30.0  # simulated seconds between a plug's periodic reports (TelePeriod 30)
+PLUG_SWITCH_WAIT_S = 3.0  # real seconds a work block waits for the gateway to switch the plug on
+PLUG_SWITCH_POLL_S = 0.01
+
+# (user, password) for every plug, or plug id -> (user, password) for per-device users.
+PlugCreds = Union[tuple[str, str], Mapping[str, tuple[str, str]]]
+
+
+class MissingPlugCredentials(ScenarioError):
+    """Plug machines are in the run but no broker user was given for the plugs."""
 
 # Event priorities at equal times: power first, then actions in list order, then samples.
 _P_POWER, _P_ACTION, _P_MOTOR, _P_TICK = 0, 1, 2, 3
@@ -92,11 +114,15 @@ class SimReport:
 class _Player(threading.Thread):
     """Plays one machine: its actions and its node's periodic traffic, in time order."""
 
-    def __init__(self, run: "_Run", machine: Machine, node: MachineNode, actions: list[Action], index: int):
+    def __init__(self, run: "_Run", machine: Machine, node: MachineNode, actions: list[Action], index: int,
+                 plug: SimPlug | None = None):
         super().__init__(name=f"sim-{machine.id}", daemon=True)
         self.run_ = run
         self.machine = machine
-        self.node = node
+        self.node = node  # for a plug machine: its badge reader
+        self.plug = plug
+        self.plug_gen = 0  # power-ups of the plug: a tick of an earlier one is dropped
+        self.cut_short: set[int] = set()  # work blocks whose plug went off before their end
         self.rng = random.Random(f"sim:{machine.id}")
         self.heap: list[tuple[float, int, int, str, object]] = []
         self.n = 0
@@ -116,7 +142,11 @@ class _Player(threading.Thread):
     def _schedule_ticks(self, start: float) -> None:
         boot = self.node.boot
         self._push(start + self.offset, _P_TICK, "hb", boot)
-        self._push(start + (self.offset + 30.0) % TEMP_SAMPLE_S, _P_TICK, "temp", boot)
+        if self.plug is None:
+            self._push(start + (self.offset + 30.0) % TEMP_SAMPLE_S, _P_TICK, "temp", boot)
+        else:  # a reader has no sensors; the plug reports power and energy
+            self.plug_gen += 1
+            self._push(start + PLUG_REPORT_S - self.offset % PLUG_REPORT_S, _P_TICK, "plug", self.plug_gen)
 
     def run(self) -> None:
         try:
@@ -169,6 +199,30 @@ class _Player(threading.Thread):
                     self._push(at + CURRENT_SAMPLE_S, _P_TICK, "current", self.motor_gen)
         elif kind == "unsilence":
             node.set_silent(False)
+        elif kind == "plug":
+            plug = self.plug
+            if plug is not None and plug.powered and data == self.plug_gen:
+                plug.report(at)
+                self._push(at + PLUG_REPORT_S, _P_TICK, "plug", data)
+        elif kind == "plug_motor":
+            gen, on, a = data  # type: ignore[misc]
+            plug = self.plug
+            if plug is None or not plug.powered or gen != self.plug_gen:
+                return
+            if not plug.motor(on, at) and on and not plug.relay and id(a) not in self.cut_short:
+                # The session ended under the artisan (e.g. an idle timeout): the plug is off.
+                self.cut_short.add(id(a))
+                self.run_.skip(a, "the plug was switched off during the work")
+
+    def _plug_switched_on(self, plug: SimPlug) -> bool:
+        """The gateway switches the plug right after its grant: give its command a moment
+        (once per work block, so a lost command cannot make the player late all day)."""
+        deadline = time.monotonic() + PLUG_SWITCH_WAIT_S
+        while not plug.relay:
+            if time.monotonic() > deadline or self.run_.stop.is_set() or not plug.powered:
+                return False
+            time.sleep(PLUG_SWITCH_POLL_S)
+        return True
 
     def _temperature(self, at: float) -> float:
         if self.temp_at is not None:
@@ -188,6 +242,9 @@ class _Player(threading.Thread):
     # ------------------------------------------------------------------ actions
 
     def _action(self, at: float, a: Action) -> None:
+        if self.plug is not None:
+            self._plug_action(at, a, self.plug)
+            return
         node, run = self.node, self.run_
         op = a.op
         if op == Op.POWER_CUT:
@@ -226,6 +283,43 @@ class _Player(threading.Thread):
             pass  # the artisan leaves: nothing happens at the node, the gateway times out
         else:
             run.skip(a, f"unknown op {op}")
+
+    def _plug_action(self, at: float, a: Action, plug: SimPlug) -> None:
+        """An action on a plug machine: taps on its reader, work on the plug's load."""
+        reader, run = self.node, self.run_
+        op = a.op
+        if op == Op.POWER_CUT:
+            if reader.powered or plug.powered:
+                reader.power_cut()
+                plug.power_cut()
+                run.count_cut(a)
+            return
+        if op == Op.POWER_RESTORE:
+            if not reader.powered:
+                plug.power_on(at=at)
+                reader.power_restore(at=at)
+                self._schedule_ticks(at)
+            return
+        if not reader.powered:
+            run.skip(a, "reader without power")
+            return
+        if op in TAP_OPS:
+            req = reader.tap(a.args["uid"], at)
+            decision = None if req is None else reader.wait_decision(req, run.decision_timeout_s)
+            run.record(a, decision)
+        elif op == Op.WORK:
+            if not reader.relay:
+                run.skip(a, "the tap was not granted")
+                return
+            if not self._plug_switched_on(plug):
+                run.skip(a, "the gateway did not switch the plug on after the grant")
+                return
+            for t, on in work_events(at, a.args["cycles"]):
+                self._push(t, _P_MOTOR, "plug_motor", (self.plug_gen, on, a))
+        elif op == Op.WALK_AWAY:
+            pass
+        else:  # fault, overheat, silence: a plug has no such input
+            run.skip(a, f"{op} cannot be played by a metering plug")
 
 
 class _Run:
@@ -316,17 +410,27 @@ def run_scenario(actions: list[Action], workshop: Workshop, broker_host: str, br
                  on_progress: Callable[[int, int, float], None] | None = None, *,
                  until: float | None = None, machines: list[str] | None = None,
                  decision_timeout_s: float = DECISION_TIMEOUT_S, power_off_at_end: bool = True,
-                 stop: threading.Event | None = None) -> SimReport:
+                 stop: threading.Event | None = None, plug_creds: PlugCreds | None = None) -> SimReport:
     """Play ``actions`` at their simulated times with one node per machine and return what
     happened. All nodes (``machines``: every machine of the workshop by default) power up and
     connect first. The run ends at ``until`` (default: END_TAIL_S after the last action, or after
     the idle timeout that ends the last walk-away, whichever is later); the nodes are
     then switched off like a workshop at closing time, unless ``power_off_at_end`` is False.
-    ``on_progress(done, total, sim_time)`` is called after each action (from player threads)."""
+    ``on_progress(done, total, sim_time)`` is called after each action (from player threads).
+
+    Machines on a metering plug need ``plug_creds``: ``(user, password)`` for all plugs or a
+    mapping plug id -> ``(user, password)``; without them the default ``machines`` are the node
+    machines only, and a plug machine named by an action or in ``machines`` raises
+    :class:`MissingPlugCredentials` (use ``workshop.without_plugs()`` to leave them out)."""
     actions = sorted(actions, key=lambda a: a.at)
     check_machines(actions, workshop)
-    ids = list(machines or [m.id for m in workshop.machines])
+    ids = list(machines or [m.id for m in workshop.machines if plug_creds is not None or m.plug is None])
     ids += sorted({m for a in actions for m in a.machines()} - set(ids))
+    plugged = [mid for mid in ids if workshop.machine(mid).plug is not None]
+    if plugged and plug_creds is None:
+        raise MissingPlugCredentials(
+            f"machines on metering plugs need plug_creds (a broker user allowed on the plug topics, "
+            f"docs/plugs.md): {', '.join(plugged)}")
     stop = stop or threading.Event()
     start = clock.now()
     until = until if until is not None else _settled_at(actions, workshop, start) + END_TAIL_S
@@ -334,15 +438,29 @@ def run_scenario(actions: list[Action], workshop: Workshop, broker_host: str, br
     run = _Run(clock, until, start, total, decision_timeout_s, on_progress, stop)
     site = workshop.site.code
     nodes: dict[str, MachineNode] = {}
+    plugs: dict[str, SimPlug] = {}
     for mid in ids:
         m = workshop.machine(mid)
-        nodes[mid] = MachineNode(site, m.id, m.node, broker_host, broker_port, username, password, clock,
-                                 state_dir, fw=m.fw, clock_skew_s=m.clock_skew_s)
+        if m.plug is None:
+            nodes[mid] = MachineNode(site, m.id, m.node, broker_host, broker_port, username, password, clock,
+                                     state_dir, fw=m.fw, clock_skew_s=m.clock_skew_s)
+            continue
+        assert plug_creds is not None
+        puser, ppass = _plug_creds_for(plug_creds, m.node)
+        plugs[mid] = make_plug(m.plug.type, m.plug.topic, broker_host, broker_port, puser, ppass, clock,
+                               client_id=m.node, load_w=m.plug.load_w, idle_w=m.plug.idle_w,
+                               report_period_s=None)  # the player sends the reports on the simulated clock
+        nodes[mid] = MachineNode(site, m.plug.reader, m.plug.reader_node, broker_host, broker_port, username,
+                                 password, clock, state_dir, clock_skew_s=0.0)
     try:
-        for node in nodes.values():
-            node.power_on(at=start)
+        for mid, node in nodes.items():
+            if mid in plugs:
+                PluggedMachine(plugs[mid], node).power_on(at=start)
+            else:
+                node.power_on(at=start)
         per = _split(actions, ids)
-        players = [_Player(run, workshop.machine(mid), nodes[mid], per[mid], i) for i, mid in enumerate(ids)]
+        players = [_Player(run, workshop.machine(mid), nodes[mid], per[mid], i, plugs.get(mid))
+                   for i, mid in enumerate(ids)]
         for p in players:
             p.start()
         for p in players:
@@ -353,5 +471,16 @@ def run_scenario(actions: list[Action], workshop: Workshop, broker_host: str, br
         if power_off_at_end:
             for node in nodes.values():
                 node.power_cut()
-        run.report.messages = sum(n.sent for n in nodes.values())
+            for plug in plugs.values():
+                plug.power_cut()
+        run.report.messages = sum(n.sent for n in nodes.values()) + sum(p.sent for p in plugs.values())
     return run.report
+
+
+def _plug_creds_for(creds: PlugCreds, plug_id: str) -> tuple[str, str]:
+    if isinstance(creds, tuple):
+        return creds
+    try:
+        return creds[plug_id]
+    except KeyError:
+        raise MissingPlugCredentials(f"no broker user for the plug {plug_id}") from None

@@ -17,6 +17,10 @@ Ops and their ``args``:
 ``fault``              ``code`` (FaultCode), ``active``.
 ``overheat``           ``peak_c``, ``duration_s``: temperature ramps above the peak for a while.
 ``silence``            ``duration_s``: the node stays powered but sends nothing (hung radio).
+
+Machines on a metering plug (``Machine.plug``) are played by a plug plus a badge reader node:
+``fault``, ``overheat`` and ``silence`` need a custom node, so :func:`generate_day` never
+plans them on a plug machine (the runner skips them there and counts them as skipped).
 """
 
 from __future__ import annotations
@@ -78,6 +82,11 @@ TAP_OUT_DELAY_S = (30, 240)  # last motor stop -> tap out
 WALK_AWAY_DELAY_S = (10, 60)
 GAP_S = (2 * 60, 25 * 60)  # between two sessions on a machine
 WALK_AWAY_SHARE = 0.15
+# A motor pause stays this far below the idle timeout: a node stamps its motor events with its
+# uptime (exact), a plug's are stamped on receipt at the gateway (late by the delivery delay
+# and the player's lag, times the clock's speed), so plug machines get a wider margin.
+IDLE_MARGIN_S = 90
+PLUG_IDLE_MARGIN_S = 240
 DENY_BLOCK_S = (60, 180)
 ARTISAN_TRANSIT_S = 120  # an artisan needs this long to go from one machine to another
 CLOSING_MARGIN_S = 5 * 60  # every session ends this long before closing
@@ -96,6 +105,7 @@ FAULT_S = (120, 300)
 AMPS_BY_TYPE = {
     "bandsaw": 6.5, "planer": 9.0, "drill_press": 3.2, "arc_welder": 45.0,
     "metal_lathe": 7.8, "sewing_machine": 1.4, "grain_mill": 14.0,
+    "table_saw": 7.8, "bench_grinder": 1.7, "overlocker": 2.4,
 }
 DEFAULT_AMPS = 5.0
 
@@ -113,6 +123,8 @@ SPECIALS: tuple[tuple[str, dt.time], ...] = (
     ("walk_away", dt.time(14, 30)),
     ("fault", dt.time(16, 0)),
 )
+# Cases only a custom node can play (a plug reports power and its relay, nothing else).
+NODE_ONLY_SPECIALS = ("overheat", "fault")
 DENY_SPECIALS = ("unknown_badge", "not_qualified", "artisan_suspended", "badge_revoked",
                  "qualification_expired")
 
@@ -171,6 +183,21 @@ def script(actions: Iterable[Action | dict[str, Any] | tuple]) -> list[Action]:
             raise ScenarioError(f"action {i}: work needs args.cycles")
         out.append(act)
     return sorted(out, key=lambda a: a.at)
+
+
+def without_machines(actions: Iterable[Action], machines: Iterable[str]) -> list[Action]:
+    """The actions with the given machines left out (also from power cuts and restores): the
+    same day for the other machines, e.g. without the plug machines when no plug can play."""
+    drop = set(machines)
+    out: list[Action] = []
+    for a in actions:
+        if a.op in MULTI_MACHINE_OPS:
+            keep = [m for m in a.args.get("machines", []) if m not in drop]
+            if keep:
+                out.append(Action(a.at, a.machine, a.op, {**a.args, "machines": keep}))
+        elif a.machine not in drop:
+            out.append(a)
+    return out
 
 
 def check_machines(actions: Iterable[Action], workshop: Workshop) -> None:
@@ -236,6 +263,8 @@ class _DayPlanner:
         return self.rng.choice(ok) if ok else None
 
     def _special_applies(self, name: str, m: Machine) -> bool:
+        if m.plug is not None and name in NODE_ONLY_SPECIALS:
+            return False  # a metering plug has no fault input and no temperature sensor
         if name == "qualification_expired":
             return any(a.status == "active" and a.active_badges and not a.qualified_for(m.type, self.date)
                        and any(q.type == m.type for q in a.qualifications) for a in self.w.artisans)
@@ -256,7 +285,7 @@ class _DayPlanner:
 
     def _cycles(self, m: Machine, work_s: float, first_on_min: int = 0) -> list[list[float]]:
         idle = self.w.machine_type(m.type).idle_timeout_s
-        off_hi = min(MOTOR_OFF_S[1], idle - 90)
+        off_hi = min(MOTOR_OFF_S[1], idle - (PLUG_IDLE_MARGIN_S if m.plug is not None else IDLE_MARGIN_S))
         cycles: list[list[float]] = []
         total = 0
         while total < work_s or not cycles:

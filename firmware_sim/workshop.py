@@ -26,6 +26,10 @@ from crp_common.snapshot import (
 )
 
 DEMO_WORKSHOP = "demo.json"
+PLUG_TYPES = ("tasmota", "shelly1", "shelly2")  # as in the gateway's plug mapping (docs/plugs.md)
+PLUG_THRESHOLD_W = 150.0
+PLUG_LOAD_W = 750.0
+PLUG_IDLE_W = 3.0
 
 
 class WorkshopError(ValueError):
@@ -62,14 +66,33 @@ class MachineType:
 
 
 @dataclass(frozen=True)
+class Plug:
+    """A machine powered and metered through an off-the-shelf smart plug, with a badge reader
+    node of its own (docs/plugs.md). The machine's ``node`` is then the plug id."""
+
+    type: str  # tasmota | shelly1 | shelly2
+    topic: str  # Tasmota %topic%, Shelly Gen1 device id, Shelly Gen2 prefix
+    reader: str  # the machine id the badge reader publishes under
+    reader_node: str  # the reader node's id
+    threshold_w: float = PLUG_THRESHOLD_W  # above this the gateway counts the motor as running
+    load_w: float = PLUG_LOAD_W  # simulated draw with the motor running
+    idle_w: float = PLUG_IDLE_W  # simulated draw with the relay on and the motor stopped
+
+
+@dataclass(frozen=True)
 class Machine:
     id: str
-    node: str
+    node: str  # the node id; for a machine on a plug, the plug id
     type: str
     name: str = ""
     # Node wall clock minus true time, in seconds; None: the node has no clock and sends no ts.
     clock_skew_s: float | None = 0.0
     fw: str = "crp-node 1.4.2"
+    plug: Plug | None = None
+
+    @property
+    def on_plug(self) -> bool:
+        return self.plug is not None
 
 
 @dataclass(frozen=True)
@@ -164,6 +187,28 @@ class Workshop:
     def idle_timeout_s(self, machine_id: str) -> int:
         return self.machine_type(self.machine(machine_id).type).idle_timeout_s
 
+    @property
+    def plug_machines(self) -> tuple[Machine, ...]:
+        return tuple(m for m in self.machines if m.plug is not None)
+
+    def without_plugs(self) -> "Workshop":
+        """The same workshop with only its node machines (for runs without plug credentials)."""
+        return Workshop(site=self.site, machine_types=self.machine_types,
+                        machines=tuple(m for m in self.machines if m.plug is None), artisans=self.artisans,
+                        cooperatives=self.cooperatives, maintenance_plans=self.maintenance_plans)
+
+    def plugs_mapping(self, tasmota_full_topic: str | None = None) -> dict[str, Any]:
+        """The gateway's plug mapping (``CRP_PLUGS_FILE``, docs/plugs.md) for this workshop's
+        plug machines, as data to dump in YAML or JSON: plug id (the machine's node) -> machine,
+        type, topic, threshold and reader."""
+        out: dict[str, Any] = {"plugs": {
+            m.node: {"machine": m.id, "type": m.plug.type, "topic": m.plug.topic,
+                     "threshold_w": m.plug.threshold_w, "reader": m.plug.reader}
+            for m in self.machines if m.plug is not None}}
+        if tasmota_full_topic is not None:
+            out["tasmota_full_topic"] = tasmota_full_topic
+        return out
+
     def snapshot(self, version: str = "workshop", generated_at: int = 0) -> Snapshot:
         """The authorization snapshot a server would derive from this workshop."""
         return Snapshot(
@@ -235,6 +280,41 @@ def _rate(d: Any, where: str) -> RateCard | None:
                     minimum_min=_opt(d, "minimum_min", int, where, 15))
 
 
+def _plug(d: Any, w: str, machine_id: str) -> Plug | None:
+    if d is None:
+        return None
+    if not isinstance(d, dict):
+        raise WorkshopError(f"{w}: expected an object")
+    known = {"type", "topic", "reader", "reader_node", "threshold_w", "load_w", "idle_w"}
+    extra = sorted(set(d) - known)
+    if extra:
+        raise WorkshopError(f"{w}: unknown field {extra[0]!r}")
+    typ = _req(d, "type", str, w)
+    if typ not in PLUG_TYPES:
+        raise WorkshopError(f"{w}.type: {typ!r} must be one of {', '.join(PLUG_TYPES)}")
+    topic = _req(d, "topic", str, w)
+    if not topic or len(topic) > 120 or any(c in topic for c in "#+ \t\n") or topic.startswith("/") \
+            or topic.endswith("/") or (typ != "shelly2" and "/" in topic):
+        raise WorkshopError(f"{w}.topic: {topic!r} must be one MQTT level without wildcards"
+                            " (Shelly Gen2 prefixes may have several)")
+    reader = _req(d, "reader", str, w)
+    reader_node = _opt(d, "reader_node", str, w, f"node-{reader}")
+    for k, v in (("reader", reader), ("reader_node", reader_node)):
+        if not ID_RE.match(v):
+            raise WorkshopError(f"{w}.{k}: {v!r} must be lowercase letters, digits and '-'")
+    if reader == machine_id:
+        raise WorkshopError(f"{w}.reader: the reader publishes under its own machine id, not {machine_id!r}")
+    watts = {}
+    for k, default in (("threshold_w", PLUG_THRESHOLD_W), ("load_w", PLUG_LOAD_W), ("idle_w", PLUG_IDLE_W)):
+        v = _opt(d, k, (int, float), w, default)
+        if not 0 <= v <= 100_000:
+            raise WorkshopError(f"{w}.{k}: {v!r} out of range (0 to 100000 W)")
+        watts[k] = float(v)
+    if not watts["idle_w"] < watts["threshold_w"] < watts["load_w"]:
+        raise WorkshopError(f"{w}: idle_w < threshold_w < load_w is needed to tell the motor running")
+    return Plug(type=typ, topic=topic, reader=reader, reader_node=reader_node, **watts)
+
+
 def workshop_from_dict(data: Any) -> Workshop:
     """Build and check a :class:`Workshop` from parsed JSON."""
     if not isinstance(data, dict):
@@ -270,11 +350,35 @@ def workshop_from_dict(data: Any) -> Workshop:
             raise WorkshopError(f"{w}.clock_skew_s: expected a number or null")
         machines.append(Machine(id=mid, node=node, type=typ, name=_opt(m, "name", str, w, ""),
                                 clock_skew_s=None if skew is None else float(skew),
-                                fw=_opt(m, "fw", str, w, "crp-node 1.4.2")))
+                                fw=_opt(m, "fw", str, w, "crp-node 1.4.2"),
+                                plug=_plug(m.get("plug"), f"{w}.plug", mid)))
     for k in ("id", "node"):
         vals = [getattr(m, k) for m in machines]
         if len(set(vals)) != len(vals):
             raise WorkshopError(f"machines: duplicate {k}")
+    plugged = [m for m in machines if m.plug is not None]
+    ids = {m.id for m in machines}
+    nodes = {m.node for m in machines}
+    readers: set[str] = set()
+    reader_nodes: set[str] = set()
+    topics: set[tuple[str, str]] = set()
+    for m in plugged:
+        p = m.plug
+        assert p is not None
+        if p.reader in ids or p.reader in readers:
+            raise WorkshopError(f"machines: reader {p.reader!r} of {m.id} is a machine or serves another plug")
+        if p.reader_node in nodes or p.reader_node in reader_nodes:
+            raise WorkshopError(f"machines: reader node {p.reader_node!r} of {m.id} is used twice")
+        if (p.type, p.topic) in topics:
+            raise WorkshopError(f"machines: two {p.type} plugs on the topic {p.topic!r}")
+        readers.add(p.reader)
+        reader_nodes.add(p.reader_node)
+        topics.add((p.type, p.topic))
+    gen2 = [m.plug.topic for m in plugged if m.plug is not None and m.plug.type == "shelly2"]
+    for a in gen2:
+        for b in gen2:
+            if a != b and b.startswith(a + "/"):
+                raise WorkshopError(f"machines: Shelly Gen2 prefixes overlap: {a} and {b}")
 
     coops: list[Cooperative] = []
     for i, c in enumerate(data.get("cooperatives") or []):

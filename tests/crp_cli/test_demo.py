@@ -31,7 +31,15 @@ def test_demo_once_json_on_the_embedded_broker(tmp_path: Path) -> None:
                    "qualification_expired", "machine_in_use"):
         assert summary["denied"].get(reason, 0) >= 1, summary["denied"]
     assert summary["denied"] == {k: v for k, v in summary["simulator"]["denied"].items()}
-    assert len(summary["machines"]) == 12 and 20 <= len(summary["artisans"]) <= 30
+    # Twelve machines with custom nodes and three on metering plugs (readers have no sessions).
+    assert len(summary["machines"]) == 15 and 20 <= len(summary["artisans"]) <= 30
+    plugs = summary["plugs"]
+    assert sorted(p["plug_type"] for p in plugs) == ["shelly1", "shelly2", "tasmota"]
+    by_id = {m["id"]: m for m in summary["machines"]}
+    for p in plugs:  # every plug machine worked, and every one of its sessions was metered
+        assert p["sessions"] >= 1 and p["metered_sessions"] == p["sessions"], p
+        assert p["energy_kwh"] > 0 and p["run_hours"] > 0, p
+        assert by_id[p["machine"]]["sessions"] == p["sessions"]
     assert sum(m["sessions"] for m in summary["machines"]) == summary["sessions"]
     assert sum(a["sessions"] for a in summary["artisans"]) == summary["sessions"]
     assert summary["invoices"] and summary["invoice_totals"]["XOF"] == sum(i["total"] for i in summary["invoices"])

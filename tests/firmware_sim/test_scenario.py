@@ -172,6 +172,14 @@ def test_the_day_contains_every_required_case(ws, days, seed):
 
 
 @pytest.mark.parametrize("seed", SEEDS)
+def test_plug_machines_get_sessions_but_no_node_only_case(ws, days, seed):
+    plugged = {m.id for m in ws.plug_machines}
+    acts = [a for a in days[seed] if a.machine in plugged]
+    assert {a.machine for a in acts if a.op == Op.WORK} == plugged  # every plug machine is used
+    assert not [a for a in acts if a.op in (Op.FAULT, Op.OVERHEAT, Op.SILENCE)]
+
+
+@pytest.mark.parametrize("seed", SEEDS)
 def test_power_cut_drops_three_nodes_for_about_twenty_minutes_at_midday(ws, days, seed):
     acts = days[seed]
     cuts = [a for a in acts if a.op == Op.POWER_CUT]
@@ -216,6 +224,19 @@ def test_script_orders_and_checks_actions():
         script([(1, "bandsaw-1", "tap")])
     with pytest.raises(ScenarioError, match="machines"):
         script([(1, None, "power_cut")])
+
+
+def test_without_machines_keeps_the_same_day_for_the_others(ws, days):
+    acts = days[1]
+    plugged = [m.id for m in ws.plug_machines]
+    left = scenario.without_machines(acts, plugged)
+    assert [a for a in acts if a.op not in (Op.POWER_CUT, Op.POWER_RESTORE) and a.machine not in plugged] == [
+        a for a in left if a.op not in (Op.POWER_CUT, Op.POWER_RESTORE)]
+    for a in left:
+        assert not set(a.machines()) & set(plugged)
+    scenario.check_machines(left, ws.without_plugs())
+    cut = Action(1.0, None, Op.POWER_CUT, {"machines": [plugged[0]]})
+    assert scenario.without_machines([cut], plugged) == []
 
 
 def test_check_machines_rejects_unknown_machines(ws):

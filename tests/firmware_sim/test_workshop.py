@@ -30,12 +30,36 @@ def raw() -> dict:
 def test_demo_workshop_has_the_site_machines_and_artisans(ws):
     assert (ws.site.code, ws.site.name, ws.site.tz, ws.site.currency) == (
         "DKR", "CRP de Dakar — Colobane", "Africa/Dakar", "XOF")
-    assert len(ws.machines) == 12 and len(ws.artisans) == 30
+    # Twelve machines with a custom node, three on metering plugs (one per firmware).
+    assert len(ws.machines) == 15 and len(ws.artisans) == 30
+    assert len(ws.without_plugs().machines) == 12
     types = {t.code for t in ws.machine_types}
     assert {"bandsaw", "arc_welder", "metal_lathe", "sewing_machine", "planer", "drill_press", "grain_mill"} <= types
     assert {m.type for m in ws.machines} == types
     for m in ws.machines:
-        assert ID_RE.match(m.id) and ID_RE.match(m.node) and m.node == f"node-{m.id}"
+        assert ID_RE.match(m.id) and ID_RE.match(m.node)
+        if m.plug is None:
+            assert m.node == f"node-{m.id}"
+        else:  # the machine's node is its plug; the reader publishes under a machine id of its own
+            assert m.node == f"plug-{m.id}" and m.plug.reader == f"reader-{m.id}"
+            assert m.plug.reader_node == f"node-{m.plug.reader}"
+            assert m.plug.idle_w < m.plug.threshold_w < m.plug.load_w
+    assert sorted(m.plug.type for m in ws.plug_machines) == ["shelly1", "shelly2", "tasmota"]
+    # Artisans are qualified on every plug machine's type.
+    for m in ws.plug_machines:
+        assert sum(a.qualified_for(m.type, TODAY) for a in ws.artisans) >= 3, m.type
+
+
+def test_plug_mapping_is_what_the_gateway_reads(ws):
+    from gateway.plugs.mapping import plugs_from_data
+
+    cfg = plugs_from_data(ws.plugs_mapping())
+    assert {p.machine for p in cfg.plugs.values()} == {m.id for m in ws.plug_machines}
+    assert cfg.reader_machines() == {m.plug.reader: m.id for m in ws.plug_machines}
+    for m in ws.plug_machines:
+        spec = cfg.plugs[m.node]
+        assert (str(spec.type), spec.topic, spec.threshold_w) == (m.plug.type, m.plug.topic, m.plug.threshold_w)
+    assert plugs_from_data(ws.plugs_mapping("%topic%/%prefix%/")).tasmota_full_topic == "%topic%/%prefix%/"
     for t in ws.machine_types:
         assert t.name_fr and t.name_en and t.idle_timeout_s >= 60 and t.rate.member_per_hour > 0
 
@@ -85,6 +109,19 @@ def test_snapshot_decides_like_the_registry_would(ws):
     (lambda d: d["artisans"][0]["qualifications"][0].update(expires_on="31/12/2030"), "expected a date"),
     (lambda d: d["artisans"][0].update(cooperative="NOPE"), "unknown cooperative"),
     (lambda d: d["artisans"][0].update(id=True), "artisans[0].id: expected int"),
+    (lambda d: d["machines"][12]["plug"].update(type="zigbee"), "machines[12].plug.type"),
+    (lambda d: d["machines"][12]["plug"].update(topic="tele/#"), "machines[12].plug.topic"),
+    (lambda d: d["machines"][12]["plug"].pop("reader"), "machines[12].plug: missing field 'reader'"),
+    (lambda d: d["machines"][12]["plug"].update(reader=d["machines"][12]["id"]), "its own machine id"),
+    (lambda d: d["machines"][12]["plug"].update(reader="bandsaw-1"), "reader 'bandsaw-1'"),
+    (lambda d: d["machines"][13]["plug"].update(reader=d["machines"][12]["plug"]["reader"]), "serves another plug"),
+    (lambda d: d["machines"][13]["plug"].update(reader_node="node-bandsaw-1"), "used twice"),
+    (lambda d: d["machines"][12]["plug"].update(threshold_w=5000), "idle_w < threshold_w < load_w"),
+    (lambda d: d["machines"][12]["plug"].update(watts=3), "unknown field 'watts'"),
+    (lambda d: d["machines"][12].update(plug="tasmota"), "machines[12].plug: expected an object"),
+    (lambda d: d["machines"][13]["plug"].update(type="tasmota", topic=d["machines"][12]["plug"]["topic"]),
+     "two tasmota plugs"),
+    (lambda d: d["machines"][13]["plug"].update(topic="a/b"), "one MQTT level"),
 ])
 def test_loader_names_the_faulty_field(raw, mutate, message):
     d = copy.deepcopy(raw)
