@@ -22,8 +22,9 @@ import httpx
 import paho.mqtt.client as mqtt
 
 from crp_common.contract import gateway_status_topic
+from crp_common.plug_acl import gateway_plug_acl, plug_acl
 
-from .broker import Broker, BrokerUser, free_port, gateway_plug_acl, plug_acl, wait_listening
+from .broker import Broker, BrokerUser, free_port, wait_listening
 
 SERVER_START_TIMEOUT_S = 60.0
 GATEWAY_READY_TIMEOUT_S = 30.0

@@ -9,7 +9,10 @@ ACL, per user block (anything not listed is refused; anonymous clients are refus
 
 - node of machine M at site S: ``write crp/v1/S/M/<kind>`` for each uplink kind of the
   contract, ``read crp/v1/S/M/decision`` and ``read crp/v1/S/M/cmd``;
-- gateway of site S: ``readwrite crp/v1/S/#``.
+- metering plug (Tasmota, Shelly Gen1, Gen2) of site S: its own firmware topics only
+  (:func:`crp_common.plug_acl.plug_acl`);
+- gateway of site S: ``readwrite crp/v1/S/#``, plus the plug topic families and the Gen2
+  prefixes of the site's plugs when the site has plugs.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from crp_common.contract import TOPIC_ROOT, Downlink, Kind
+from crp_common.plug_acl import gateway_plug_acl, plug_acl
 
 PBKDF2_ITERATIONS = 1000
 SALT_BYTES = 12
@@ -36,10 +40,12 @@ FILE_MODE = 0o600
 @dataclass(frozen=True)
 class DeviceEntry:
     username: str
-    kind: str  # "node" | "gateway"
+    kind: str  # "node" | "gateway" | "plug"
     site: str
     machine: str | None
     password_hash: str
+    plug_type: str | None = None
+    plug_topic: str | None = None
 
 
 @dataclass(frozen=True)
@@ -83,13 +89,27 @@ def gateway_acl(site: str) -> list[str]:
     return [f"topic readwrite {TOPIC_ROOT}/{site}/#"]
 
 
-def acl_lines(d: DeviceEntry) -> list[str]:
+def acl_lines(d: DeviceEntry, devices: list[DeviceEntry] | None = None) -> list[str]:
+    """The ACL of ``d``; ``devices`` (all of them) tells a gateway its site's plugs and a Gen2
+    plug the gateways it answers."""
+    site_plugs = [x for x in devices or [] if x.kind == "plug" and x.site == d.site]
     if d.kind == "node":
         if not d.machine:
             raise ValueError(f"node {d.username} has no machine")
         return node_acl(d.site, d.machine)
+    if d.kind == "plug":
+        if not d.machine or not d.plug_type or not d.plug_topic:
+            raise ValueError(f"plug {d.username} needs its machine, type and topic")
+        lines = plug_acl(d.plug_type, d.plug_topic)
+        if d.plug_type == "shelly2":  # RPC answers go to the asking gateway's own topic
+            gws = sorted(x.username for x in devices or [] if x.kind == "gateway" and x.site == d.site)
+            lines += [f"topic write crp-{g}/rpc" for g in gws]
+        return lines
     if d.kind == "gateway":
-        return gateway_acl(d.site)
+        if not site_plugs:
+            return gateway_acl(d.site)
+        gen2 = sorted({x.plug_topic or "" for x in site_plugs if x.plug_type == "shelly2"})
+        return gateway_acl(d.site) + gateway_plug_acl(gen2, d.username)
     raise ValueError(f"unknown device kind {d.kind!r}")
 
 
@@ -100,9 +120,10 @@ def render_acl(devices: list[DeviceEntry]) -> str:
     ]
     for d in sorted(devices, key=lambda x: (x.kind, x.username)):
         lines.append("")
-        lines.append(f"# {d.kind} site={d.site}" + (f" machine={d.machine}" if d.machine else ""))
+        lines.append(f"# {d.kind} site={d.site}" + (f" machine={d.machine}" if d.machine else "")
+                     + (f" {d.plug_type} {d.plug_topic}" if d.kind == "plug" else ""))
         lines.append(f"user {d.username}")
-        lines.extend(acl_lines(d))
+        lines.extend(acl_lines(d, devices))
     return "\n".join(lines) + "\n"
 
 

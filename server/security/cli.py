@@ -121,10 +121,13 @@ def users_add(
 
 @devices_app.command("add")
 def devices_add(
-    kind: str = typer.Option(..., "--kind", help="node or gateway."),
+    kind: str = typer.Option(..., "--kind", help="node, plug or gateway."),
     device_id: str = typer.Option(..., "--id", help="The device's id, also its MQTT username."),
     site: str = typer.Option(..., "--site"),
-    machine: Optional[str] = typer.Option(None, "--machine", help="For a node: its machine."),
+    machine: Optional[str] = typer.Option(None, "--machine", help="For a node or a plug: its machine."),
+    plug_type: Optional[str] = typer.Option(None, "--plug-type", help="For a plug: tasmota, shelly1 or shelly2."),
+    plug_topic: Optional[str] = typer.Option(None, "--plug-topic",
+                                             help="For a plug: Tasmota %topic%, Shelly Gen1 id or Gen2 prefix."),
     json_out: bool = typer.Option(False, "--json"),
     database_url: Optional[str] = DbUrl,
     lang: Optional[str] = Lang,
@@ -135,7 +138,7 @@ def devices_add(
     engine, db = _session(database_url)
     try:
         def work():  # noqa: ANN202
-            p = add_device(db, _cli_actor(), kind, device_id, site, machine)
+            p = add_device(db, _cli_actor(), kind, device_id, site, machine, plug_type, plug_topic)
             db.commit()
             return p
 
@@ -177,7 +180,8 @@ def devices_list(database_url: Optional[str] = DbUrl, lang: Optional[str] = Lang
     engine, db = _session(database_url)
     try:
         for d in _guarded(lambda: broker_entries(db), lang):
-            typer.echo(f"{d.username}\t{d.kind}\t{d.site}\t{d.machine or ''}")
+            plug = f"\t{d.plug_type} {d.plug_topic}" if d.kind == "plug" else ""
+            typer.echo(f"{d.username}\t{d.kind}\t{d.site}\t{d.machine or ''}{plug}")
     finally:
         db.close()
         engine.dispose()

@@ -16,7 +16,8 @@ from sqlalchemy.orm import Mapped, mapped_column
 from ..models import Base, BigId, UTCDateTime, utcnow
 
 ROLES = ("manager", "technician", "artisan")
-DEVICE_KINDS = ("node", "gateway")
+DEVICE_KINDS = ("node", "gateway", "plug")
+PLUG_TYPES = ("tasmota", "shelly1", "shelly2")
 AUDIT_TABLE = "audit_log"
 APPEND_ONLY_MESSAGE = "security: the audit log is append-only"
 
@@ -76,18 +77,23 @@ class AuditEntry(Base):
 
 
 class Device(Base):
-    """A machine node or a gateway allowed on the broker. ``username`` is the device id."""
+    """A machine node, a metering plug or a gateway allowed on the broker. ``username`` is the
+    device id. A plug powers a machine and speaks its firmware's topics: ``plug_type`` (tasmota,
+    shelly1, shelly2) and ``plug_topic`` (Tasmota %topic%, Shelly Gen1 id, Gen2 prefix)."""
 
     __tablename__ = "mqtt_devices"
     __table_args__ = (
-        CheckConstraint("kind IN ('node', 'gateway')", name="ck_device_kind"),
-        CheckConstraint("(kind = 'node') = (machine IS NOT NULL)", name="ck_device_machine"),
+        CheckConstraint("kind IN ('node', 'gateway', 'plug')", name="ck_device_kind"),
+        CheckConstraint("(kind IN ('node', 'plug')) = (machine IS NOT NULL)", name="ck_device_machine"),
+        CheckConstraint("(kind = 'plug') = (plug_type IS NOT NULL AND plug_topic IS NOT NULL)", name="ck_device_plug"),
     )
 
     username: Mapped[str] = mapped_column(String(48), primary_key=True)
     kind: Mapped[str] = mapped_column(String(8))
     site: Mapped[str] = mapped_column(String(8))
     machine: Mapped[str | None] = mapped_column(String(48))
+    plug_type: Mapped[str | None] = mapped_column(String(8))  # migration 0006
+    plug_topic: Mapped[str | None] = mapped_column(String(120))
     # Mosquitto's "$7$" PBKDF2-SHA512 hash: what the password file holds, never the password.
     password_hash: Mapped[str] = mapped_column(String(255))
     active: Mapped[bool] = mapped_column(Boolean, default=True)

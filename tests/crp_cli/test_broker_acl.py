@@ -14,7 +14,8 @@ import uuid
 import paho.mqtt.client as mqtt
 import pytest
 
-from crp_cli.broker import find_mosquitto, gateway_plug_acl, plug_acl
+from crp_cli.broker import find_mosquitto
+from crp_common.plug_acl import gateway_plug_acl, plug_acl
 from crp_cli.stack import Stack, StackError
 
 from tests.conftest import need_service

@@ -1,5 +1,5 @@
 """run_scenario with machines on metering plugs, against a private Mosquitto whose ACLs give
-each plug a user of its own (crp_cli.broker.plug_acl). The test plays the gateway: it answers
+each plug a user of its own (crp_common.plug_acl). The test plays the gateway: it answers
 the readers' badges and switches the plugs with the gateway's own command encoder."""
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ import uuid
 import paho.mqtt.client as mqtt
 import pytest
 
-from crp_cli.broker import Broker, BrokerUser, find_mosquitto, gateway_plug_acl, plug_acl
+from crp_cli.broker import Broker, BrokerUser, find_mosquitto
+from crp_common.plug_acl import gateway_plug_acl, plug_acl
 from crp_common import contract
 from crp_common.clock import ScaledClock
 from crp_common.contract import DecisionMsg

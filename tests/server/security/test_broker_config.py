@@ -108,11 +108,13 @@ class Broker:
 def devices_broker(tmp_path_factory):
     if find_mosquitto() is None:
         need_service("mosquitto is not installed (apt-get install mosquitto)")
-    creds = {name: new_device_password() for name in ("node-a", "node-b", "gw-dkr")}
+    creds = {name: new_device_password() for name in ("node-a", "node-b", "gw-dkr", "plug-c", "plug-d")}
     devices = [
         DeviceEntry("node-a", "node", SITE, "machine-a", mosquitto_hash(creds["node-a"])),
         DeviceEntry("node-b", "node", SITE, "machine-b", mosquitto_hash(creds["node-b"])),
         DeviceEntry("gw-dkr", "gateway", SITE, None, mosquitto_hash(creds["gw-dkr"])),
+        DeviceEntry("plug-c", "plug", SITE, "machine-c", mosquitto_hash(creds["plug-c"]), "tasmota", "tasmota_c"),
+        DeviceEntry("plug-d", "plug", SITE, "machine-d", mosquitto_hash(creds["plug-d"]), "shelly2", "shellyplus-d"),
     ]
     b = Broker(tmp_path_factory.mktemp("devbroker"), devices)
     b.wait_ready()
@@ -216,3 +218,34 @@ def test_gateway_is_scoped_to_its_site(devices_broker):
         assert gw.inbox.empty()
     finally:
         _close(gw)
+
+
+def test_plug_writes_only_its_firmware_topics_and_reads_only_its_commands(devices_broker):
+    b, creds = devices_broker
+    gw, rc = _connect(b.port, "gw-dkr", creds["gw-dkr"])
+    assert rc == 0
+    plug, rc = _connect(b.port, "plug-c", creds["plug-c"])
+    assert rc == 0
+    gen2, rc = _connect(b.port, "plug-d", creds["plug-d"])
+    assert rc == 0
+    try:
+        for f in ("tele/#", f"crp/v1/{SITE}/+/+", "shellyplus-d/#", "crp-gw-dkr/rpc"):
+            _subscribe(gw, f)
+        _subscribe(plug, "cmnd/#")
+        plug.publish(f"crp/v1/{SITE}/machine-c/motor", b"forged", qos=1).wait_for_publish(WAIT_S)
+        plug.publish("tele/tasmota_other/SENSOR", b"forged", qos=1).wait_for_publish(WAIT_S)
+        plug.publish("tele/tasmota_c/SENSOR", b"mine", qos=1).wait_for_publish(WAIT_S)
+        assert gw.inbox.get(timeout=WAIT_S) == ("tele/tasmota_c/SENSOR", b"mine")
+        gen2.publish("shellyplus-d/status/switch:0", b"{}", qos=1).wait_for_publish(WAIT_S)
+        gen2.publish("crp-gw-dkr/rpc", b"answer", qos=1).wait_for_publish(WAIT_S)
+        assert [gw.inbox.get(timeout=WAIT_S), gw.inbox.get(timeout=WAIT_S)] == [
+            ("shellyplus-d/status/switch:0", b"{}"), ("crp-gw-dkr/rpc", b"answer")]
+        assert gw.inbox.empty()
+        # The gateway commands the plug; another plug's commands never reach it.
+        gw.publish("cmnd/tasmota_other/POWER", b"ON", qos=1).wait_for_publish(WAIT_S)
+        gw.publish("cmnd/tasmota_c/POWER", b"OFF", qos=1).wait_for_publish(WAIT_S)
+        assert plug.inbox.get(timeout=WAIT_S) == ("cmnd/tasmota_c/POWER", b"OFF")
+        assert plug.inbox.empty()
+    finally:
+        for c in (plug, gen2, gw):
+            _close(c)

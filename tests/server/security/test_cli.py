@@ -76,3 +76,48 @@ def test_devices_add_then_broker_config(workshop, migrated_url, db_session, tmp_
     assert "node-bs1" not in (out / "passwd").read_text()
     r = runner.invoke(broker_app, ["config", "--out", str(out), "--tls-ca", "/x/ca.crt", *base])
     assert r.exit_code == 2
+
+
+def test_plug_devices_get_their_firmware_topics_and_the_gateway_commands_them(workshop, migrated_url, db_session,
+                                                                              tmp_path):
+    base = ["--database-url", migrated_url, "--lang", "en"]
+    ok = [["--kind", "gateway", "--id", "gw-dkr", "--site", "DKR"],
+          ["--kind", "plug", "--id", "plug-bs1", "--site", "DKR", "--machine", "bandsaw-1", "--plug-type", "tasmota",
+           "--plug-topic", "tasmota_5A9AE8"],
+          ["--kind", "plug", "--id", "plug-lt1", "--site", "DKR", "--machine", "lathe-1", "--plug-type", "shelly2",
+           "--plug-topic", "shellyplusplugs-a8032ab12345"]]
+    for args in ok:
+        r = runner.invoke(devices_app, ["add", *args, *base])
+        assert r.exit_code == 0, (args, r.output)
+    # bad input: refused with its reason, nothing added
+    for args, says in (
+            (["--kind", "plug", "--id", "plug-x", "--site", "DKR", "--machine", "lathe-1"], "Unknown plug type"),
+            (["--kind", "plug", "--id", "plug-x", "--site", "DKR", "--machine", "lathe-1", "--plug-type", "zigbee",
+              "--plug-topic", "z"], "Unknown plug type"),
+            (["--kind", "plug", "--id", "plug-x", "--site", "DKR", "--machine", "lathe-1", "--plug-type", "tasmota",
+              "--plug-topic", "tele/#"], "Invalid plug topic"),
+            (["--kind", "plug", "--id", "plug-x", "--site", "DKR", "--machine", "lathe-1", "--plug-type", "tasmota",
+              "--plug-topic", "a/b"], "Invalid plug topic"),
+            (["--kind", "plug", "--id", "plug-x", "--site", "DKR", "--plug-type", "tasmota", "--plug-topic", "t2"],
+             "needs its machine"),
+            (["--kind", "plug", "--id", "plug-x", "--site", "DKR", "--machine", "lathe-1", "--plug-type", "tasmota",
+              "--plug-topic", "tasmota_5A9AE8"], "already belongs to plug plug-bs1"),
+            (["--kind", "node", "--id", "node-x", "--site", "DKR", "--machine", "lathe-1", "--plug-type", "tasmota"],
+             "for plugs only")):
+        r = runner.invoke(devices_app, ["add", *args, *base])
+        assert r.exit_code == 2 and says in r.output, (args, r.output)
+    db_session.expire_all()
+    assert sorted(d.username for d in db_session.scalars(select(Device))) == ["gw-dkr", "plug-bs1", "plug-lt1"]
+
+    out = tmp_path / "broker"
+    r = runner.invoke(broker_app, ["config", "--out", str(out), *base])
+    assert r.exit_code == 0, r.output
+    blocks = {b.split("\n", 1)[0]: b for b in (out / "acl").read_text().split("user ")[1:]}
+    assert blocks["plug-bs1"].split("\n")[1:4] == ["topic write tele/tasmota_5A9AE8/#",
+                                                    "topic write stat/tasmota_5A9AE8/#",
+                                                    "topic read cmnd/tasmota_5A9AE8/#"]
+    assert "topic write crp-gw-dkr/rpc" in blocks["plug-lt1"] and "crp/v1" not in blocks["plug-lt1"]
+    gw = blocks["gw-dkr"]
+    for line in ("topic readwrite crp/v1/DKR/#", "topic readwrite cmnd/#", "topic readwrite shellies/#",
+                 "topic readwrite shellyplusplugs-a8032ab12345/#", "topic read crp-gw-dkr/rpc"):
+        assert line in gw, line
