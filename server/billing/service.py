@@ -12,8 +12,10 @@ the same site therefore run one after the other; the second finds nothing left t
 from __future__ import annotations
 
 import datetime as dt
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Iterable, NamedTuple, Sequence
+from functools import partial
+from typing import Any, Iterable, Iterator, NamedTuple, Sequence
 
 from sqlalchemy import exists, func, insert, select
 from sqlalchemy.exc import IntegrityError
@@ -25,7 +27,7 @@ from server.models import Artisan, Machine, MachineType, Session, Site
 from . import numbering
 from .charges import amount_for, billed_minutes, local_clock, measured_seconds_ms, to_utc
 from .credit import CreditPolicy, available_credit, credit_blocked
-from .documents import DocLine, InvoiceDoc, SiteInfo
+from .documents import DocLine, InvoiceDoc, LazyLines, SiteInfo
 from .errors import BillingError, Conflict, NotFound
 from .models import (
     PAYMENT_METHODS,
@@ -58,6 +60,7 @@ RATE_CARD_FIELDS = (
     "effective_to",
 )
 STATEMENT_KINDS = ("invoice", "credit_note", "payment")
+BILLING_SQLITE_CACHE_KIB = 64 * 1024  # SQLite page cache during a billing run (memory only)
 
 
 def _now() -> dt.datetime:
@@ -237,9 +240,12 @@ def _lock_counter(db: DbSession, site: str, year: int, kind: str) -> InvoiceCoun
 
 
 class _Charge(NamedTuple):
-    """One session's charge in a billing run: the fields of a
-    :class:`~server.billing.charges.ChargeLine` (same values) plus the artisan and the
-    session's UTC times. The first three fields are the order of lines on an invoice."""
+    """The fields of one session's charge in a billing run, in this order: the fields of a
+    :class:`~server.billing.charges.ChargeLine` (same values) plus the artisan, the member
+    flag, the card and the session's UTC times. :func:`_charges` builds plain tuples in this
+    order (several times cheaper than named tuples; :data:`C_AMOUNT` indexes them). The
+    first three fields are the order of lines on an invoice; the order is also that of the
+    invoice line columns :data:`LINE_COLUMNS` after ``invoice_id`` and ``kind``."""
 
     artisan_id: int
     start_local: str
@@ -251,11 +257,13 @@ class _Charge(NamedTuple):
     billed_minutes: int
     rate_per_hour: int
     amount: int
-    currency: str
     member: bool
     rate_card_id: int | None
     start_ms: int
     end_ms: int
+
+
+C_AMOUNT = _Charge._fields.index("amount")
 
 
 @dataclass
@@ -263,7 +271,7 @@ class _Group:
     artisan: int | None
     cooperative: str | None
     name: str
-    lines: list[_Charge]
+    lines: list[tuple]  # _Charge field order
 
 
 def unbilled_sessions_query(site: str, lo_ms: int | None = None, hi_ms: int | None = None):
@@ -310,10 +318,12 @@ _UNSEEN = object()
 
 def _charges(
     db: DbSession, site: Site, sessions: Iterable[tuple], strict: bool
-) -> tuple[list[_Charge], dict[int, Artisan]]:
+) -> tuple[dict[int, list[tuple]], dict[int, Artisan], list[RateCard]]:
     """The charge of each session (rows of :func:`unbilled_session_rows_query`, times in UTC
-    epoch ms), in session order, and the artisans charged. ``strict``: a session of an unknown
-    artisan or without a rate card is an error; otherwise it is skipped.
+    epoch ms) as tuples in :class:`_Charge` field order, per artisan (each artisan's in session
+    order; an artisan without a charge has an empty list); the artisans; the rate cards used,
+    in the order of their first use. ``strict``: a session of an unknown artisan or without a
+    rate card is an error; otherwise it is skipped.
 
     Same results as :func:`~server.billing.charges.charge_for` per session, with the rate card
     picked once per (machine, local day) and the price once per (card, member, seconds)."""
@@ -324,27 +334,32 @@ def _charges(
     artisans = {
         a.id: a for a in db.scalars(select(Artisan).where(Artisan.id.in_(artisan_ids)))
     } if artisan_ids else {}
-    members = {i: a.member for i, a in artisans.items()}
+    lines_of: dict[int, list[tuple]] = {i: [] for i in artisans}
+    # artisan -> (member flag, append to the artisan's charges): one look-up per session
+    of_artisan = {i: (a.member, lines_of[i].append) for i, a in artisans.items()}
     clock = local_clock(site.tz)
     iso, day_and_iso = clock.iso, clock.day_and_iso
-    picked: dict[tuple[str, int], RateCard | None] = {}
-    priced: dict[tuple[int, bool, int], tuple[int, int, int]] = {}
-    out: list[_Charge] = []
-    append = out.append
+    # (machine, local day) -> (card, its basis) or None; (card, member, seconds) -> price
+    picked: dict[tuple[str, int], tuple[RateCard, str] | None] = {}
+    used: dict[int, RateCard] = {}  # id(card) -> card, in the order of first use
+    priced: dict[tuple[int, bool, int], tuple] = {}
+    artisan_of, card_of, price_of = of_artisan.get, picked.get, priced.get
     for sid, machine, start, end, run_ms, artisan_id in sessions:
-        member = members.get(artisan_id, _UNSEEN)
-        if member is _UNSEEN:
+        artisan = artisan_of(artisan_id)
+        if artisan is None:
             if strict:
                 raise BillingError("billing.error.unknown_artisan", artisan=artisan_id)
             continue
+        member, add = artisan
         local_day, start_local = day_and_iso(start)
         day_key = (machine, local_day)
-        card = picked.get(day_key, _UNSEEN)
-        if card is _UNSEEN:
-            card = picked[day_key] = select_card(
-                cards, machine, machine_types.get(machine), clock.date(start)
-            )
-        if card is None:
+        picked_card = card_of(day_key, _UNSEEN)
+        if picked_card is _UNSEEN:
+            card = select_card(cards, machine, machine_types.get(machine), clock.date(start))
+            picked_card = picked[day_key] = None if card is None else (card, card.basis)
+            if card is not None:
+                used.setdefault(id(card), card)
+        if picked_card is None:
             if strict:
                 raise BillingError(
                     "billing.error.no_rate_card",
@@ -352,20 +367,19 @@ def _charges(
                     day=clock.date(start).isoformat(),
                 )
             continue
-        secs = measured_seconds_ms(start, end, run_ms, card.basis)
+        card, basis = picked_card
+        secs = measured_seconds_ms(start, end, run_ms, basis)
         price_key = (id(card), member, secs)
-        price = priced.get(price_key)
+        price = price_of(price_key)
         if price is None:
             minutes = billed_minutes(secs, card)
             rate = card.price_per_hour(member)
-            price = priced[price_key] = (minutes, rate, amount_for(minutes, rate))
-        append(
-            _Charge(
-                artisan_id, start_local, str(sid), machine, iso(end), card.basis, secs,
-                price[0], price[1], price[2], card.currency, member, card.id, start, end,
-            )
-        )
-    return out, artisans
+            price = priced[price_key] = (minutes, rate, amount_for(minutes, rate), card.id)
+        minutes, rate, amount, card_id = price
+        # the _Charge fields, in order
+        add((artisan_id, start_local, str(sid), machine, iso(end), basis, secs, minutes, rate,
+             amount, member, card_id, start, end))
+    return lines_of, artisans, list(used.values())
 
 
 def run_billing(
@@ -391,46 +405,74 @@ def run_billing(
         year = issued_at.astimezone(_zone(s.tz)).year
         counter = _lock_counter(db, s.code, year, numbering.INVOICE)
         lo, hi = p.utc_bounds(s.tz)
-        sessions = db.connection().execute(
-            unbilled_session_rows_query(s.code, _ms(lo), _ms(hi))
-        ).all()
-        charges, artisans = _charges(db, s, sessions, strict=True)
-        site_currency = s.currency
-        for c in charges:
-            if c.currency != site_currency:
-                raise BillingError(
-                    "billing.error.currency_mismatch",
-                    currency=c.currency,
-                    site_currency=site_currency,
-                )
-        groups = _group(charges, artisans)
-        docs = _issue(db, s, p, counter, year, groups, artisans, issued_at, tax_bp, lang)
-    billed = {c.artisan_id for c in charges}
+        with _sqlite_page_cache(db, BILLING_SQLITE_CACHE_KIB):
+            sessions = _fetch_plain(db, unbilled_session_rows_query(s.code, _ms(lo), _ms(hi)))
+            lines_of, artisans, cards = _charges(db, s, sessions, strict=True)
+            site_currency = s.currency
+            for card in cards:  # in the order of first use: the first charge in the wrong currency
+                if card.currency != site_currency:
+                    raise BillingError(
+                        "billing.error.currency_mismatch",
+                        currency=card.currency,
+                        site_currency=site_currency,
+                    )
+            groups = _group(lines_of, artisans)
+            docs = _issue(db, s, p, counter, year, groups, artisans, issued_at, tax_bp, lang)
+    billed = {i for i, lines in lines_of.items() if lines}
     for artisan_id in db.scalars(select(CreditAccount.artisan_id)):
         if artisan_id in billed:
             refresh_credit_status(db, artisan_id)
     return docs
 
 
+@contextmanager
+def _sqlite_page_cache(db: DbSession, kib: int) -> Iterator[None]:
+    """On SQLite, let this connection's page cache grow to ``kib`` KiB for the block, then set
+    it back (before the commit: same connection). Memory only: durability is unchanged (no
+    change to journaling or syncing). With a million lines the session-id index no longer fits
+    the default 2 MB cache and the run slows down more than linearly without this."""
+    conn = db.connection()
+    if conn.dialect.name != "sqlite":
+        yield
+        return
+    before = int(conn.exec_driver_sql("PRAGMA cache_size").scalar())
+    conn.exec_driver_sql(f"PRAGMA cache_size = {-int(kib)}")
+    try:
+        yield
+    finally:
+        conn.exec_driver_sql(f"PRAGMA cache_size = {before}")
+
+
+def _fetch_plain(db: DbSession, query) -> list[tuple]:  # noqa: ANN001
+    """All rows of ``query`` as the driver's plain tuples, without building a SQLAlchemy
+    ``Row`` per row: 100k ``Row`` objects cost time to build and, being tracked by the garbage
+    collector, trigger full collections. Only for queries whose columns need no result
+    processing (strings and integers)."""
+    result = db.connection().execute(query)
+    try:
+        return result.cursor.fetchall()
+    finally:
+        result.close()
+
+
 def _ms(t: dt.datetime) -> int:
     return (t - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)) // dt.timedelta(milliseconds=1)
 
 
-def _group(charges: list[_Charge], artisans: dict[int, Artisan]) -> list[_Group]:
+def _group(lines_of: dict[int, list[tuple]], artisans: dict[int, Artisan]) -> list[_Group]:
+    """One group per artisan billed on their own and per cooperative, in invoice order."""
     groups: dict[tuple[str, str], _Group] = {}
-    of_artisan: dict[int, _Group] = {}
-    for c in charges:
-        g = of_artisan.get(c.artisan_id)
-        if g is None:
-            a = artisans[c.artisan_id]
-            if a.cooperative:
-                key = ("c", a.cooperative)
-                g = groups.setdefault(key, _Group(None, a.cooperative, a.cooperative, []))
-            else:
-                key = ("a", f"{a.id:012d}")
-                g = groups.setdefault(key, _Group(a.id, None, a.name, []))
-            of_artisan[c.artisan_id] = g
-        g.lines.append(c)
+    for artisan_id, lines in lines_of.items():
+        if not lines:
+            continue
+        a = artisans[artisan_id]
+        if a.cooperative:
+            key = ("c", a.cooperative)
+            g = groups.setdefault(key, _Group(None, a.cooperative, a.cooperative, []))
+        else:
+            key = ("a", f"{a.id:012d}")
+            g = groups.setdefault(key, _Group(a.id, None, a.name, []))
+        g.lines.extend(lines)
     return [groups[k] for k in sorted(groups)]
 
 
@@ -441,7 +483,7 @@ def _issue(db, s, p, counter, year, groups, artisans, issued_at, tax_bp, lang) -
     invoices: list[tuple[Invoice, _Group]] = []
     for g in groups:
         g.lines.sort()  # by artisan, local start, session (the first fields of _Charge)
-        totals = invoice_totals([c.amount for c in g.lines], tax_bp)
+        totals = invoice_totals([c[C_AMOUNT] for c in g.lines], tax_bp)
         counter.last_seq += 1
         inv = Invoice(
             number=numbering.format_invoice_number(s.code, year, counter.last_seq),
@@ -463,72 +505,73 @@ def _issue(db, s, p, counter, year, groups, artisans, issued_at, tax_bp, lang) -
         db.add(inv)
         invoices.append((inv, g))
     db.flush()
-    rows = [
-        (invoice_id, "charge", sid, aid, machine, start_ms, end_ms, start_local, end_local,
-         basis, secs, minutes, rate, amount, member, card_id)
-        for invoice_id, lines in [(inv.id, g.lines) for inv, g in invoices]
-        for (aid, start_local, sid, machine, end_local, basis, secs, minutes, rate, amount,
-             _currency, member, card_id, start_ms, end_ms) in lines
-    ]
-    if rows:
+    if invoices:
         try:
-            _insert_lines(db, rows)
+            _insert_lines(db, [(inv.id, g.lines) for inv, g in invoices])
         except IntegrityError:  # a concurrent run billed one of these sessions first
             raise Conflict("billing.error.already_billed") from None
-    docs = []
-    for inv, g in invoices:
-        docs.append(
-            InvoiceDoc(
-                kind=numbering.INVOICE,
-                number=inv.number,
-                site=info,
-                artisan=inv.artisan_id,
-                cooperative=inv.cooperative,
-                bill_to_name=inv.bill_to_name,
-                period=inv.period,
-                issued_at_local=issued_local,
-                currency=inv.currency,
-                subtotal=inv.subtotal,
-                tax_bp=inv.tax_bp,
-                tax=inv.tax,
-                total=inv.total,
-                lang=lang,
-                lines=[
-                    DocLine(sid, machine, start_local, end_local, basis, secs, minutes, rate,
-                            amount, aid, names[aid])
-                    for (aid, start_local, sid, machine, end_local, basis, secs, minutes,
-                         rate, amount, _currency, _member, _card_id, _start_ms, _end_ms)
-                    in g.lines
-                ],
-            )
+    return [
+        InvoiceDoc(
+            kind=numbering.INVOICE,
+            number=inv.number,
+            site=info,
+            artisan=inv.artisan_id,
+            cooperative=inv.cooperative,
+            bill_to_name=inv.bill_to_name,
+            period=inv.period,
+            issued_at_local=issued_local,
+            currency=inv.currency,
+            subtotal=inv.subtotal,
+            tax_bp=inv.tax_bp,
+            tax=inv.tax,
+            total=inv.total,
+            lang=lang,
+            lines=LazyLines(len(g.lines), partial(_doc_lines, g.lines, names)),
         )
-    return docs
+        for inv, g in invoices
+    ]
 
 
-LINE_COLUMNS = (
-    "invoice_id", "kind", "session_id", "artisan_id", "machine", "start_ms", "end_ms",
-    "start_local", "end_local", "basis", "measured_seconds", "billed_minutes",
-    "rate_per_hour", "amount", "member", "rate_card_id",
-)
+def _doc_lines(charges: list[tuple], names: dict[int, str]) -> list[DocLine]:
+    """The document lines of an invoice's charges (tuples in :class:`_Charge` order)."""
+    new_line = tuple.__new__  # DocLine is a named tuple: build it from its values directly
+    return [
+        new_line(DocLine, (sid, machine, start_local, end_local, basis, secs, minutes, rate,
+                           amount, aid, names[aid], None, None))
+        for (aid, start_local, sid, machine, end_local, basis, secs, minutes, rate, amount,
+             _member, _card_id, _start_ms, _end_ms) in charges
+    ]
 
 
-def _insert_lines(db: DbSession, rows: list[tuple]) -> None:
-    """INSERT invoice lines (tuples in :data:`LINE_COLUMNS` order) in one executemany of the
-    Core insert compiled once for the dialect, without per-row statement processing. Lines are
-    only ever inserted: the ORM guard and the database triggers still refuse any UPDATE or
-    DELETE of them."""
+LINE_COLUMNS = ("invoice_id", "kind", *_Charge._fields)  # every column but the id
+
+
+def _insert_lines(db: DbSession, invoices: list[tuple[int, list[tuple]]]) -> None:
+    """INSERT the charge lines (tuples in :class:`_Charge` order) of each ``(invoice id,
+    lines)``, with kind ``charge``. On SQLite and psycopg: one executemany per invoice of a
+    statement that has the invoice id and kind as constants, so the charge tuples are handed to
+    the driver as they are, without building a row per line. Lines are only ever inserted: the
+    ORM guard and the database triggers still refuse any UPDATE or DELETE of them."""
     conn = db.connection()
-    compiled = insert(InvoiceLine.__table__).compile(
-        dialect=conn.dialect, column_keys=list(LINE_COLUMNS)
+    dialect = conn.dialect
+    placeholder = {"qmark": "?", "format": "%s", "pyformat": "%s"}.get(dialect.paramstyle)
+    if placeholder is None:  # another driver: named parameters, one executemany
+        compiled = insert(InvoiceLine.__table__).compile(
+            dialect=dialect, column_keys=list(LINE_COLUMNS)
+        )
+        conn.exec_driver_sql(
+            compiled.string,
+            [dict(zip(LINE_COLUMNS, (iid, "charge", *c))) for iid, lines in invoices for c in lines],
+        )
+        return
+    prep = dialect.identifier_preparer
+    head = "INSERT INTO {} ({}) VALUES (".format(
+        prep.format_table(InvoiceLine.__table__), ", ".join(prep.quote(c) for c in LINE_COLUMNS)
     )
-    if compiled.positional:
-        order = [LINE_COLUMNS.index(name) for name in compiled.positiontup]
-        if order != list(range(len(LINE_COLUMNS))):
-            rows = [tuple(r[i] for i in order) for r in rows]
-        params: list[Any] = rows
-    else:
-        params = [dict(zip(LINE_COLUMNS, r)) for r in rows]
-    conn.exec_driver_sql(compiled.string, params)
+    tail = ", 'charge', " + ", ".join([placeholder] * len(_Charge._fields)) + ")"
+    for invoice_id, lines in invoices:
+        # the id is an integer the database just gave the invoice (int() makes sure of it)
+        conn.exec_driver_sql(head + str(int(invoice_id)) + tail, lines)
 
 
 # --------------------------------------------------------------------------- reading invoices
@@ -906,8 +949,8 @@ def unbilled_amount(db: DbSession, artisan: int) -> int:
     sessions = db.execute(
         unbilled_session_rows_query(site.code).where(Session.artisan == artisan)
     ).all()
-    charges, _artisans = _charges(db, site, sessions, strict=False)
-    return sum(c.amount for c in charges)
+    lines_of, _artisans, _cards = _charges(db, site, sessions, strict=False)
+    return sum(c[C_AMOUNT] for lines in lines_of.values() for c in lines)
 
 
 def balance(db: DbSession, artisan: int) -> dict[str, Any]:

@@ -40,9 +40,7 @@ def test_brief_worked_example_end_to_end(world, brief_card):
     assert inv.lines[0].start_local == "2026-03-10T09:00:00+00:00"
     # what was stored reads back the same
     again = service.invoice_doc(world.db, service.get_invoice(world.db, inv.number))
-    assert again.lines == [
-        ln.__class__(**{**ln.__dict__, "line_id": r.line_id}) for ln, r in zip(inv.lines, again.lines)
-    ]
+    assert again.lines == [ln._replace(line_id=r.line_id) for ln, r in zip(inv.lines, again.lines)]
     assert again.total == 3540 and again.status == "issued"
 
 
