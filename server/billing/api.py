@@ -66,6 +66,7 @@ class RateCardIn(_In):
     grace_minutes: int = 0
     effective_from: dt.date
     effective_to: dt.date | None = None
+    price_per_kwh: int = 0  # metered energy (plugs, meters), minor units per kWh; 0: not priced
 
 
 class RateCardClose(_In):

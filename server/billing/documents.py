@@ -37,6 +37,9 @@ class DocLine(NamedTuple):
     artisan_name: str = ""
     line_id: int | None = None
     credited_line_id: int | None = None  # credit-note lines: the invoice line they cancel
+    energy_wh: int | None = None  # whole Wh metered during the session; None: no meter
+    price_per_kwh: int = 0  # minor units; 0: energy not priced
+    energy_amount: int = 0  # the energy part of ``amount`` (negative on a credit note)
 
 
 class LazyLines(Sequence[DocLine]):

@@ -42,6 +42,9 @@ CSV_COLUMNS = (
     "document_tax",
     "document_total",
     "credits",
+    "energy_wh",
+    "price_per_kwh",
+    "energy_amount",
 )
 
 
@@ -80,6 +83,9 @@ def to_csv(docs: Iterable[InvoiceDoc]) -> str:
                     d.tax,
                     d.total,
                     d.credits or "",
+                    "" if ln.energy_wh is None else ln.energy_wh,
+                    ln.price_per_kwh,
+                    ln.energy_amount,
                 )
             )
     return buf.getvalue()
@@ -95,6 +101,13 @@ def _latin1(text: str) -> str:
     """The PDF core fonts speak Latin-1: keep accents, replace what cannot be shown."""
     text = text.replace("\u202f", " ").replace("\u2192", "->").replace("\u2026", "...")
     return text.encode("latin-1", "replace").decode("latin-1")
+
+
+def format_kwh(wh: int, lang: str) -> str:
+    """Whole Wh as kWh with three decimals, in the reader's convention: ``1,235`` (fr) or
+    ``1.235`` (en)."""
+    text = f"{wh // 1000}.{wh % 1000:03d}"
+    return text.replace(".", ",") if lang == "fr" else text
 
 
 def _local(ts: str) -> str:
@@ -192,6 +205,15 @@ def invoice_pdf(doc: InvoiceDoc, lang: str | None = None) -> bytes:
         for i, (w, text) in enumerate(zip(COLS_MM, cells)):
             pdf.cell(w, 5.5, text, border=1, align="R" if i >= 3 else "L")
         pdf.ln()
+        if ln.energy_amount or (ln.price_per_kwh and ln.energy_wh is not None):
+            # Energy priced by the rate card: included in the line's amount, explained below it.
+            pdf.set_font("Helvetica", "I", 8)
+            kwh = format_kwh(ln.energy_wh or 0, lang)
+            pdf.cell(sum(COLS_MM[:-1]), 5, t("billing.pdf.energy_line", kwh=kwh, price=money(ln.price_per_kwh)),
+                     border="LRB")
+            pdf.cell(COLS_MM[-1], 5, money(ln.energy_amount), border="RB", align="R")
+            pdf.ln()
+            pdf.set_font("Helvetica", "", 8.5)
     pdf.ln(2)
 
     # Totals

@@ -69,6 +69,8 @@ class RateCardRow(Base):
     effective_from: Mapped[dt.date] = mapped_column(Date)
     effective_to: Mapped[dt.date | None] = mapped_column(Date)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Metered energy, minor units per kWh; 0: not priced (migration 0007).
+    price_per_kwh: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
 
 
 class InvoiceCounter(Base):
@@ -135,6 +137,11 @@ class InvoiceLine(Base):
     amount: Mapped[int] = mapped_column(BigInteger)
     member: Mapped[bool] = mapped_column(Boolean)
     rate_card_id: Mapped[int | None] = mapped_column(ForeignKey("rate_cards.id"))
+    # Energy (migration 0007): whole Wh metered (None: no meter), the card's price per kWh and
+    # the energy part of ``amount`` (``amount`` is the line total, time + energy).
+    energy_wh: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    price_per_kwh: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    energy_amount: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
 
 
 class CreditNote(Base):

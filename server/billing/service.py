@@ -25,7 +25,15 @@ from crp_common.i18n import normalize_lang
 from server.models import Artisan, Machine, MachineType, Session, Site
 
 from . import numbering
-from .charges import amount_for, billed_minutes, local_clock, measured_seconds_ms, to_utc
+from .charges import (
+    amount_for,
+    billed_minutes,
+    energy_amount_for,
+    local_clock,
+    measured_seconds_ms,
+    metered_wh,
+    to_utc,
+)
 from .credit import CreditPolicy, available_credit, credit_blocked
 from .documents import DocLine, InvoiceDoc, LazyLines, SiteInfo
 from .errors import BillingError, Conflict, NotFound
@@ -58,6 +66,7 @@ RATE_CARD_FIELDS = (
     "grace_minutes",
     "effective_from",
     "effective_to",
+    "price_per_kwh",
 )
 STATEMENT_KINDS = ("invoice", "credit_note", "payment")
 BILLING_SQLITE_CACHE_KIB = 64 * 1024  # SQLite page cache during a billing run (memory only)
@@ -261,6 +270,9 @@ class _Charge(NamedTuple):
     rate_card_id: int | None
     start_ms: int
     end_ms: int
+    energy_wh: int | None  # whole Wh metered; None: the machine has no meter
+    price_per_kwh: int
+    energy_amount: int  # part of ``amount``
 
 
 C_AMOUNT = _Charge._fields.index("amount")
@@ -298,7 +310,7 @@ def unbilled_session_rows_query(
     site: str, lo_ms: int | None = None, hi_ms: int | None = None
 ):
     """The sessions of :func:`unbilled_sessions_query` as plain rows ``(id, machine, start_ms,
-    end_ms, run_ms, artisan)``, without loading ORM objects."""
+    end_ms, run_ms, artisan, energy_wh)``, without loading ORM objects."""
     return (
         select(
             Session.id,
@@ -307,6 +319,7 @@ def unbilled_session_rows_query(
             Session.end_ms,
             Session.run_ms,
             Session.artisan,
+            Session.energy_wh,
         )
         .where(*_unbilled_filter(site, lo_ms, hi_ms))
         .order_by(Session.start_ms, Session.id)
@@ -344,7 +357,7 @@ def _charges(
     used: dict[int, RateCard] = {}  # id(card) -> card, in the order of first use
     priced: dict[tuple[int, bool, int], tuple] = {}
     artisan_of, card_of, price_of = of_artisan.get, picked.get, priced.get
-    for sid, machine, start, end, run_ms, artisan_id in sessions:
+    for sid, machine, start, end, run_ms, artisan_id, energy in sessions:
         artisan = artisan_of(artisan_id)
         if artisan is None:
             if strict:
@@ -376,9 +389,15 @@ def _charges(
             rate = card.price_per_hour(member)
             price = priced[price_key] = (minutes, rate, amount_for(minutes, rate), card.id)
         minutes, rate, amount, card_id = price
+        per_kwh = card.price_per_kwh
+        if energy is None:  # no meter: no energy billed
+            wh, energy_amount = None, 0
+        else:
+            wh = metered_wh(energy)
+            energy_amount = energy_amount_for(wh, per_kwh)
         # the _Charge fields, in order
         add((artisan_id, start_local, str(sid), machine, iso(end), basis, secs, minutes, rate,
-             amount, member, card_id, start, end))
+             amount + energy_amount, member, card_id, start, end, wh, per_kwh, energy_amount))
     return lines_of, artisans, list(used.values())
 
 
@@ -537,9 +556,9 @@ def _doc_lines(charges: list[tuple], names: dict[int, str]) -> list[DocLine]:
     new_line = tuple.__new__  # DocLine is a named tuple: build it from its values directly
     return [
         new_line(DocLine, (sid, machine, start_local, end_local, basis, secs, minutes, rate,
-                           amount, aid, names[aid], None, None))
+                           amount, aid, names[aid], None, None, wh, per_kwh, energy_amount))
         for (aid, start_local, sid, machine, end_local, basis, secs, minutes, rate, amount,
-             _member, _card_id, _start_ms, _end_ms) in charges
+             _member, _card_id, _start_ms, _end_ms, wh, per_kwh, energy_amount) in charges
     ]
 
 
@@ -592,6 +611,10 @@ def _doc_line(row: InvoiceLine, names: dict[int, str], amount: int | None = None
         artisan_name=names.get(row.artisan_id, ""),
         line_id=row.id,
         credited_line_id=row.id if amount is not None else None,
+        energy_wh=row.energy_wh,
+        price_per_kwh=row.price_per_kwh,
+        # a credit-note line cancels the whole line: its energy part too
+        energy_amount=row.energy_amount if amount is None else -row.energy_amount,
     )
 
 

@@ -224,11 +224,13 @@ def test_as_dict_keys_and_values_in_field_order():
         {"session_id": "s1", "machine": "bandsaw-1", "start_local": "2026-03-10T09:00:00+00:00",
          "end_local": "2026-03-10T09:07:00+00:00", "basis": "badge", "measured_seconds": 420,
          "billed_minutes": 15, "rate_per_hour": 2000, "amount": 500, "artisan_id": 1,
-         "artisan_name": "Awa", "line_id": None, "credited_line_id": None},
+         "artisan_name": "Awa", "line_id": None, "credited_line_id": None, "energy_wh": None, "price_per_kwh": 0,
+         "energy_amount": 0},
         {"session_id": "s2", "machine": "bandsaw-1", "start_local": "2026-03-11T14:00:00+00:00",
          "end_local": "2026-03-11T15:01:00+00:00", "basis": "run", "measured_seconds": 3660,
          "billed_minutes": 75, "rate_per_hour": 2000, "amount": 2500, "artisan_id": 2,
-         "artisan_name": "Fatou", "line_id": 7, "credited_line_id": None},
+         "artisan_name": "Fatou", "line_id": 7, "credited_line_id": None, "energy_wh": None, "price_per_kwh": 0,
+         "energy_amount": 0},
     ]
     assert list(d["lines"][0]) == list(DocLine._fields)
 

@@ -79,3 +79,40 @@ def test_energy_amount_is_never_negative_and_monotonic(wh, price):
     assert energy_amount_for(metered_wh(wh + 1000), price) >= a
     line = charge_for(dataclasses.replace(session(30, wh)), card(price_per_kwh=price), member=True)
     assert line.amount == line.time_amount + a and line.time_amount == 1000
+
+
+# --------------------------------------------------------------------- through the database
+
+
+def test_a_billing_run_prices_metered_energy_and_a_credit_note_cancels_it(world):
+    import csv
+    import io
+
+    from server.billing import service
+    from server.billing.export import to_csv
+    from server.models import Session
+
+    service.create_rate_card(world.db, "DKR", machine_type="bandsaw", price_per_hour_member=2000,
+                             price_per_hour_non_member=3000, increment_minutes=15, minimum_minutes=15,
+                             effective_from=dt.date(2026, 1, 1), price_per_kwh=150)
+    a = world.artisan("Awa Diop")
+    metered = world.session(a.id, START, 40)  # on the bandsaw's plug
+    world.session(a.id, START + 3600_000, 20)  # no meter reading: time only
+    row = world.db.get(Session, metered.id)
+    row.energy_wh = 1234.5
+    world.db.commit()
+    card = service.list_rate_cards(world.db, "DKR")[0]
+    assert service.rate_card_dict(card)["price_per_kwh"] == 150
+
+    inv = service.run_billing(world.db, "DKR", "2026-03", dt.datetime(2026, 4, 1, 8, tzinfo=dt.UTC), tax_bp=0)[0]
+    got = [(ln.amount, ln.energy_wh, ln.price_per_kwh, ln.energy_amount) for ln in inv.lines]
+    # 40 min -> 45 min = 1,500 + 1,235 Wh x 150/kWh = 185; 20 min -> 30 min = 1,000, no meter
+    assert got == [(1685, 1235, 150, 185), (1000, None, 150, 0)]
+    assert inv.total == 2685
+    read_back = service.invoice_doc(world.db, service.get_invoice(world.db, inv.number))
+    assert list(read_back.lines) == [ln._replace(line_id=r.line_id) for ln, r in zip(inv.lines, read_back.lines)]
+    rows = list(csv.DictReader(io.StringIO(to_csv([read_back]))))
+    assert [(r["amount"], r["energy_wh"], r["energy_amount"]) for r in rows] == [("1685", "1235", "185"),
+                                                                                 ("1000", "", "0")]
+    cn = service.issue_credit_note(world.db, inv.number, reason="erreur de badge")
+    assert [(ln.amount, ln.energy_amount) for ln in cn.lines] == [(-1685, -185), (-1000, 0)]
