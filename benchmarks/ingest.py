@@ -6,7 +6,11 @@ its own topic; then PUBLISHERS ``mosquitto_pub -l`` processes (C, one machine to
 each) publish ``n`` contract ``current`` messages as fast as they can. The rate is
 ``received / (last arrival - publishers started)``; for the gateway an arrival is a row
 committed to its SQLite spool. Loss and duplicates are counted by key ``(node, boot, seq)``
-from the spool itself."""
+from the spool itself.
+
+The bare paho subscriber is stock paho-mqtt. The gateway reads MQTT through its own
+:mod:`gateway.mqttio` (paho with buffered socket reads and a lean decoder for PUBLISH packets),
+so it can drain faster than stock paho: that is part of what the ratio measures."""
 
 from __future__ import annotations
 

@@ -40,6 +40,8 @@ from crp_common.rules import AuthIndex
 from crp_common.snapshot import Snapshot
 
 from .dedup import Seen
+from .fastdecode import FastDecoder
+from .mqttio import GatewayClient
 from .settings import GatewaySettings
 from .spool import SPOOL_RETENTION_MS, Spool, dumps
 from .stamping import Stamper, StampError
@@ -97,6 +99,7 @@ class Gateway:
         self._outage_logged = False
 
         self.stamper = Stamper()
+        self.fast = FastDecoder()
         self.stamper.load(self.spool.anchors())
         auth, tz, lang = None, settings.tz, settings.lang
         raw = self.spool.get("snapshot")
@@ -116,7 +119,7 @@ class Gateway:
             self.tracker.presence_by_lwt |= set(self.plugs.machines)
         self._restore()
 
-        self.client = mqtt.Client(
+        self.client = GatewayClient(
             mqtt.CallbackAPIVersion.VERSION2, client_id=f"crp-{self.id}", clean_session=False,
             protocol=mqtt.MQTTv311, manual_ack=True,
         )
@@ -240,55 +243,66 @@ class Gateway:
 
     def _handle(self, msg: mqtt.MQTTMessage) -> None:
         now = self.clock.now_ms()
-        if self.plugs is not None and not msg.topic.startswith(TOPIC_ROOT + "/"):
+        topic_ = msg.topic
+        if self.plugs is not None and not topic_.startswith(TOPIC_ROOT + "/"):
             try:
-                route = self.plugs.route(msg.topic)
+                route = self.plugs.route(topic_)
             except ContractError as e:
                 self._dead(msg, now, e.reason, e.detail)
                 return
             if route is not None:
                 self._on_plug_message(route, msg, now)
                 return
-        try:
-            site, machine, kind, m = decode_uplink(msg.topic, msg.payload)
-        except ContractError as e:
-            if e.reason in ("system_topic", "downlink_topic"):  # our own traffic on the site's tree
-                self.q.put(("ignored", None, (msg.mid, msg.qos)))
+        payload = msg.payload
+        fast = self.fast.decode(topic_, payload)
+        if fast is not None:  # plain high-rate telemetry, already checked against the contract
+            site, machine, kind, m, body, body_text = fast
+        else:
+            try:
+                site, machine, kind, m = decode_uplink(topic_, payload)
+            except ContractError as e:
+                if e.reason in ("system_topic", "downlink_topic"):  # our own traffic on the site's tree
+                    self.q.put(("ignored", None, (msg.mid, msg.qos)))
+                    return
+                self._dead(msg, now, e.reason, e.detail)
                 return
-            self._dead(msg, now, e.reason, e.detail)
-            return
+            body = body_of(m)
+            body_text = dumps(body)
         if site != self.site:
             self._dead(msg, now, "wrong_site", site)
             return
+        node, boot, seq = m.node, m.boot, m.seq
         with self.lock:
             auth = self.tracker.auth
             if auth is not None:
                 sm = auth.machines.get(machine)
-                if sm is not None and sm.node and sm.node != m.node:
-                    self._dead(msg, now, "node_mismatch", f"{m.node} on {machine}, expected {sm.node}")
+                if sm is not None and sm.node and sm.node != node:
+                    self._dead(msg, now, "node_mismatch", f"{node} on {machine}, expected {sm.node}")
                     return
-            seen = self.seen.check(m.node, m.boot, m.seq)
+            seen = self.seen.check(node, boot, seq)
             if seen is not None:  # duplicate or replay: counted, acknowledged, not ingested again
                 self.q.put(("dup", seen, (msg.mid, msg.qos)))
                 return
             try:
-                t = self.stamper.stamp(m.node, m.boot, m.seq, m.up, now)
+                t = self.stamper.stamp(node, boot, seq, m.up, now)
             except StampError as e:
                 self._dead(msg, now, e.reason, e.detail)
                 return
-            body = body_of(m)
             skew = int(m.ts * 1000) - t if m.ts is not None else None
-            event = (m.node, m.boot, m.seq, kind, machine, t, dumps(body), skew, now)
-            out = self.tracker.observe(kind, machine, m.node, m.boot, body, t)
+            event = (node, boot, seq, kind, machine, t, body_text, skew, now)
+            out = self.tracker.observe(kind, machine, node, boot, body, t)
             if kind == Kind.BADGE:
                 if now - t > self.s.badge_max_age_s * 1000:
-                    out.extend(self.tracker.expired_badge(machine, m.node, m.boot, m.seq, m.uid, t))
+                    out.extend(self.tracker.expired_badge(machine, node, boot, seq, m.uid, t))
                 else:
-                    out.extend(self._badge(machine, m.node, m.boot, m.seq, m.uid, t))
-            self._publish(out)
+                    out.extend(self._badge(machine, node, boot, seq, m.uid, t))
+            if out.commands:
+                self._publish(out)
             self.q.put(("event", event, (msg.mid, msg.qos)))
-            self._record(out)
-            self._plug_sync(now)
+            if out.facts:
+                self._record(out)
+            if self.plugs is not None:
+                self._plug_sync(now)
 
     def _badge(self, machine: str, node: str, boot: int, seq: int, uid: str, t: int) -> Output:
         """Decide a badge request. A reader serving a plug machine asks for that machine; its
@@ -350,6 +364,10 @@ class Gateway:
             model = DecisionMsg if c.downlink == "decision" else CommandMsg
             payload = encode(model(**{k: v for k, v in c.payload.items() if v is not None}))
             self.client.publish(topic(self.site, c.machine, c.downlink), payload, qos=spec.qos, retain=spec.retain)
+        if out.commands:
+            # On the network thread (a badge request, a fault): on the wire before the spool and
+            # the other threads hear of it.
+            self.client.flush_from_callback()
 
     def _record(self, out: Output) -> None:
         """Give the tracker's facts their gateway identity and queue them for the spool."""
@@ -397,12 +415,15 @@ class Gateway:
                 if ack is not None and ack[1] > 0:
                     b.acks.append(ack)
             if b.checkpoint is None and time.monotonic() - last_checkpoint > CHECKPOINT_EVERY_S:
+                state = None
                 with self.lock:
                     # Everything the tracker has seen is already in the queue before this point
                     # or in this batch; a snapshot taken now covers it only if the queue is empty.
                     if self.q.empty():
-                        b.checkpoint = dumps(self.tracker.to_dict())
+                        state = self.tracker.to_dict()  # a copy: serialised outside the lock
                         last_checkpoint = time.monotonic()
+                if state is not None:
+                    b.checkpoint = dumps(state)
             with self.lock:
                 anchors = self.stamper.take_dirty()
             try:
@@ -410,9 +431,9 @@ class Gateway:
             except Exception:  # noqa: BLE001
                 log.exception("spool write failed; not acknowledging, the broker will redeliver")
                 continue
-            for mid, qos in b.acks:
+            if b.acks:
                 try:
-                    self.client.ack(mid, qos)
+                    self.client.ack_many(b.acks)
                 except Exception:  # noqa: BLE001 - the broker redelivers on reconnect
                     pass
 

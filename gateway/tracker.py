@@ -165,7 +165,7 @@ class Tracker:
             return MachineState.OFFLINE
         if self._locked(m.id):
             return MachineState.MAINTENANCE
-        if any(f in CRITICAL_FAULTS for f in m.faults) or m.cond_locks:
+        if (m.faults and not CRITICAL_FAULTS.isdisjoint(m.faults)) or m.cond_locks:
             return MachineState.FAULT
         if m.session is not None:
             return MachineState.IN_USE
