@@ -298,9 +298,11 @@ class Gateway:
                     out.extend(self._badge(machine, node, boot, seq, m.uid, t))
             if out.commands:
                 self._publish(out)
-            self.q.put(("event", event, (msg.mid, msg.qos)))
-            if out.facts:
-                self._record(out)
+            # The node's event and the facts it caused (decision, session opened...) are one
+            # queue item: they reach the spool in the same transaction, before the broker gets
+            # its acknowledgement. Apart, a kill between the two commits would keep the badge
+            # request (acknowledged, so never redelivered) and lose the session it opened.
+            self.q.put(("events", [event, *self._fact_rows(out)] if out.facts else [event], (msg.mid, msg.qos)))
             if self.plugs is not None:
                 self._plug_sync(now)
 
@@ -329,18 +331,17 @@ class Gateway:
             except ContractError as e:
                 self._dead(msg, now, e.reason, e.detail)
                 return
-            if not recs:
-                self.q.put(("plug_noop", None, ack))
-            for i, r in enumerate(recs):
-                last = ack if i == len(recs) - 1 else None
+            rows: list[tuple] = []  # the message's records and the facts they caused: one queue item
+            for r in recs:
                 seen = self.seen.check(r.source, r.boot, r.seq)
                 if seen is not None:  # e.g. a retained Last Will delivered again
-                    self.q.put(("dup", seen, last))
+                    self.q.put(("dup", seen, None))
                     continue
                 out = self.tracker.observe(r.kind, r.machine, r.source, r.boot, r.body, r.t)
                 self._publish(out)
-                self.q.put(("event", (r.source, r.boot, r.seq, r.kind, r.machine, r.t, dumps(r.body), None, now), last))
-                self._record(out)
+                rows.append((r.source, r.boot, r.seq, r.kind, r.machine, r.t, dumps(r.body), None, now))
+                rows.extend(self._fact_rows(out))
+            self.q.put(("events", rows, ack) if rows else ("plug_noop", None, ack))
             self._plug_sync(now)
 
     def _plug_sync(self, now: int) -> None:
@@ -369,13 +370,19 @@ class Gateway:
             # the other threads hear of it.
             self.client.flush_from_callback()
 
-    def _record(self, out: Output) -> None:
-        """Give the tracker's facts their gateway identity and queue them for the spool."""
+    def _fact_rows(self, out: Output) -> list[tuple]:
+        """The tracker's facts as spool rows, with their gateway identity (under the lock)."""
         now = self.clock.now_ms()
+        rows = []
         for f in out.facts:
             self.seq += 1
-            self.q.put(("event", (self.id, self.boot, self.seq, str(f.kind), f.machine, f.t, dumps(f.body), None,
-                                  now), None))
+            rows.append((self.id, self.boot, self.seq, str(f.kind), f.machine, f.t, dumps(f.body), None, now))
+        return rows
+
+    def _record(self, out: Output) -> None:
+        """Queue facts that no node message caused (timers, the interlock) for the spool."""
+        if out.facts:
+            self.q.put(("events", self._fact_rows(out), None))
 
     # ------------------------------------------------------------------ writer
 
@@ -399,8 +406,8 @@ class Gateway:
                 pass
             b = _Batch()
             for kind, rec, ack in items:
-                if kind == "event":
-                    b.events.append(rec)
+                if kind == "events":
+                    b.events.extend(rec)
                 elif kind == "dead":
                     b.dead.append(rec)
                     b.counters[f"dead:{rec[3]}"] += 1

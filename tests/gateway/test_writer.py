@@ -165,6 +165,33 @@ def test_badge_decision_published_before_the_spool_write(tmp_path: Path, monkeyp
     gw.spool.close()
 
 
+def test_a_badge_request_and_the_facts_it_caused_are_one_transaction(tmp_path: Path, monkeypatch: Any) -> None:
+    """A kill -9 between two commits must never keep the (acknowledged) request without the
+    decision and session it caused: even with one queue item per transaction, they are one."""
+    monkeypatch.setattr(service, "WRITE_WAIT_S", 0.0)
+    monkeypatch.setattr(service, "WRITE_BATCH_MAX", 1)
+    gw, rec = make_gateway(tmp_path)
+    writes: list[list[tuple[str, str]]] = []
+    real = Spool.write
+
+    def write(self: Spool, events: list, *a: Any, **kw: Any) -> int:
+        writes.append([(e[0], e[3]) for e in events])
+        return real(self, events, *a, **kw)
+
+    monkeypatch.setattr(Spool, "write", write)
+    badge = json.dumps({"v": 1, "node": NODE, "boot": 1, "seq": 1, "up": 1000, "uid": "04A1B2C3"}).encode()
+    gw._on_message(None, None, Msg("crp/v1/DKR/bandsaw-1/badge", badge, 1))
+    writer = run_writer(gw)
+    wait_for(lambda: rec.acks)
+    gw.stop_event.set()
+    writer.join(30)
+    with_badge = [w for w in writes if (NODE, "badge") in w]
+    assert len(with_badge) == 1, writes
+    assert (gw.id, "decision") in with_badge[0], with_badge
+    assert rec.acks == [(1, 1)] and rec.violations == []
+    gw.spool.close()
+
+
 def test_multi_row_inserts_keep_order_and_count_duplicates(tmp_path: Path) -> None:
     sp = Spool(tmp_path / "s.db")
     for n in (1, 2, 511, 512, 513, 1000, 2000):
