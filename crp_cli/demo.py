@@ -175,7 +175,8 @@ def _seed_extras(stack: Stack, workshop: Any) -> None:
                 "price_per_hour_non_member": t.rate.non_member_per_hour,
                 "basis": "run" if t.rate.basis in ("run", "motor") else "badge",
                 "increment_minutes": t.rate.increment_min, "rounding": "up",
-                "minimum_minutes": t.rate.minimum_min, "effective_from": "2020-01-01"})
+                "minimum_minutes": t.rate.minimum_min, "effective_from": "2020-01-01",
+                "price_per_kwh": t.rate.per_kwh})
             if r.status_code == 404:
                 return
             if r.status_code >= 300:

@@ -54,6 +54,7 @@ class RateCard:
     basis: str = "badge"  # "badge" (badge time) or "motor" (motor run time)
     increment_min: int = 15  # rounded up to this increment
     minimum_min: int = 15
+    per_kwh: int = 0  # metered energy (plug machines), minor units per kWh; 0: not priced
 
 
 @dataclass(frozen=True)
@@ -277,7 +278,8 @@ def _rate(d: Any, where: str) -> RateCard | None:
     return RateCard(member_per_hour=_req(d, "member_per_hour", int, where),
                     non_member_per_hour=_req(d, "non_member_per_hour", int, where),
                     basis=basis, increment_min=_opt(d, "increment_min", int, where, 15),
-                    minimum_min=_opt(d, "minimum_min", int, where, 15))
+                    minimum_min=_opt(d, "minimum_min", int, where, 15),
+                    per_kwh=_opt(d, "per_kwh", int, where, 0))
 
 
 def _plug(d: Any, w: str, machine_id: str) -> Plug | None:

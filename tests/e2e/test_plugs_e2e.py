@@ -9,6 +9,7 @@ and the energy the plug metered."""
 from __future__ import annotations
 
 import datetime as dt
+import math
 import secrets
 import time
 from pathlib import Path
@@ -147,3 +148,25 @@ def test_badge_switches_plugs_and_sessions_get_run_time_and_energy(stack: Stack,
         expected_wh = LOAD_W * run_s / 3600  # about 50 Wh, plus a few Wh of idle draw
         assert s.energy_wh is not None and expected_wh * 0.85 <= s.energy_wh <= expected_wh * 1.25, (machine,
                                                                                                      s.energy_wh)
+
+    # Energy on the bill: a card per plug machine's type that also prices the kWh (150 XOF/kWh),
+    # time at 1,200 XOF/h in 15-minute steps; every line = time + whole Wh x 150 / 1000, half-up.
+    with stack.api() as api:
+        for mtype in ("drill_press", "bandsaw", "planer"):
+            r = api.post("/api/v1/rate-cards", json={
+                "machine_type": mtype, "price_per_hour_member": 1200, "price_per_hour_non_member": 1200,
+                "increment_minutes": 15, "minimum_minutes": 15, "effective_from": "2026-01-01",
+                "price_per_kwh": 150})
+            assert r.status_code == 201, r.text
+        r = api.post("/api/v1/billing/run", json={"period": "2026-03"})
+        assert r.status_code == 200, r.text
+        invoices = r.json()["invoices"] if isinstance(r.json(), dict) else r.json()
+    lines = {ln["machine"]: ln for inv in invoices for ln in inv["lines"]}
+    assert set(lines) == set(rows)
+    for machine, ln in lines.items():
+        wh = math.floor(rows[machine].energy_wh + 0.5)
+        energy = (wh * 150 * 2 + 1000) // 2000  # half-up
+        minutes = max(15, -(-((rows[machine].end_ms - rows[machine].start_ms) // 1000) // 900) * 15)
+        assert (ln["energy_wh"], ln["price_per_kwh"], ln["energy_amount"]) == (wh, 150, energy), ln
+        assert ln["amount"] == minutes * 1200 // 60 + energy, ln
+        assert energy > 0
