@@ -90,6 +90,7 @@ class MachineNode:
         self.commands: list[CommandMsg] = []
 
         self._last_up = 0
+        self._connected_boot: int | None = None  # the boot whose first connection came up
         self._lock = threading.RLock()  # seq allocation + publish order + state
         self._decided = threading.Condition(self._lock)
         self._decisions: dict[int, DecisionMsg] = {}
@@ -228,10 +229,17 @@ class MachineNode:
         result, mid = client.subscribe([(self._topic(contract.Downlink.DECISION), 1),
                                         (self._topic(contract.Downlink.CMD), 1)])
         self._sub_mid = mid
-        # The true uptime at the moment of publishing, as a real node reports it: the gateway
-        # anchors the boot on it (receive time - uptime), so connection time does not shift
-        # anything (stamping it "up 0" would make the anchor late by the connection time).
-        self._publish(StatusMsg, Kind.STATUS, self.clock.now(), state="online", fw=self.fw)
+        # First connection of a boot: the true uptime at the moment of publishing, as a real
+        # node reports it: the gateway anchors the boot on it (receive time - uptime), so
+        # connection time does not shift anything (stamping it "up 0" would make the anchor
+        # late by the connection time). A RE-connection (the broker restarted) reports the
+        # latest uptime already sent: "now" runs ahead of the player's planned timeline by its
+        # lag and, uptime never going back, would stamp the next planned messages late.
+        with self._lock:
+            again = self._connected_boot == self.boot
+            self._connected_boot = self.boot
+            at = self.boot_at + self._last_up / 1000 if again else self.clock.now()
+        self._publish(StatusMsg, Kind.STATUS, at, state="online", fw=self.fw)
 
     def _on_subscribe(self, client: mqtt.Client, userdata: Any, mid: int, reason_codes: Any, properties: Any) -> None:
         if mid == self._sub_mid and not any(rc.is_failure for rc in reason_codes):

@@ -246,3 +246,26 @@ def test_wall_clock_field_carries_the_node_skew(mosquitto, tmp_path, uniq, recor
     finally:
         skewed.power_cut()
         clockless.power_cut()
+
+
+def test_a_reconnection_reports_the_latest_uptime_so_planned_messages_keep_their_times(mosquitto, tmp_path,
+                                                                                       uniq, recorder):
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.reasoncodes import ReasonCode
+
+    node = make_node(mosquitto, tmp_path, uniq)
+    node.power_on()
+    try:
+        b = node.boot_at
+        while node.clock.now() < b + 30:  # the player lags: "now" runs ahead of the planned times
+            time.sleep(0.01)
+        node.heartbeat(at=b + 10)
+        # The broker came back: paho calls on_connect again within the same boot.
+        node._on_connect(node._client, None, None, ReasonCode(PacketTypes.CONNACK, "Success"), None)
+        node.heartbeat(at=b + 12)
+        recorder.wait_for(lambda t, d, r: t.endswith(f"{node.machine}/hb") and d["up"] == 12_000)
+        ups = [(k, d["up"]) for k, d in node_msgs(recorder, node.machine)]
+        assert ups[1:] == [("hb", 10_000), ("status", 10_000), ("hb", 12_000)], ups
+        assert ups[0][0] == "status" and ups[0][1] < 10_000  # the first connection: the true uptime
+    finally:
+        node.power_cut()
