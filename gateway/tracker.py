@@ -291,6 +291,7 @@ class Tracker:
         """A badge request (already observed). Decides, records, and answers the node."""
         out = Output()
         m = self.machine(mid)
+        idle_closed = self._expire_idle(m, t, out)
         if self.auth is None:
             from crp_common.rules import Decision
 
@@ -324,6 +325,8 @@ class Tracker:
                 "session": session_id(mid, node, boot, seq), "artisan": artisan.id, "uid": uid,
                 "name": artisan.name, "req": req,
             })])
+        if idle_closed and d.result != "grant":
+            out.commands.append(self._relay_off(mid, "idle"))
         self._emit(out, self._state_fact(m, t, "badge"))
         out.commands.append(Command(mid, "decision", {
             "boot": boot, "req": seq, "result": d.result,
@@ -342,6 +345,19 @@ class Tracker:
         return out
 
     # ------------------------------------------------------------------ time
+
+    def _expire_idle(self, m: LiveMachine, t: int, out: Output) -> bool:
+        """Close ``m``'s session as idle if its idle deadline passed before ``t``, as the timer
+        would have (late after a reconnection, while the broker's backlog arrives, or between
+        two ticks): a tap's outcome must not depend on when the timer last ran."""
+        s = m.session
+        if s is None or m.motor or self._locked(m.id):
+            return False
+        deadline = max(m.last_activity_ms or s.start_ms, s.start_ms) + self._idle_timeout_ms(m.id)
+        if t < deadline:
+            return False
+        self._emit(out, self._close(m, deadline, EndReason.IDLE))
+        return True
 
     def tick(self, now_ms: int) -> Output:
         """Idle timeouts, silent nodes and locks, judged at ``now_ms`` on the gateway clock."""

@@ -131,6 +131,10 @@ def test_badge_switches_plugs_and_sessions_get_run_time_and_energy(stack: Stack,
             assert d is not None and d.result == "end", (pid, d)
             wait_for(lambda: not rig.plug.relay, f"{pid} switched off after the tap out")
             assert rig.plug.commands[-1] is False
+        # Closing time: the plugs and readers go off (their periodic reports would otherwise keep
+        # the gateway's spool from ever being empty at the moment it reports its status).
+        for rig in rigs.values():
+            rig.shutdown()
         stack.wait_settled(60, after_ms=clock.now_ms())
     finally:
         for rig in rigs.values():

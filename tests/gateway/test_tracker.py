@@ -232,3 +232,26 @@ def test_nothing_is_judged_while_the_gateway_is_disconnected(tr: Tracker) -> Non
     assert not tr.tick(T0 + 3_600_000).facts  # an hour cut off: no idle end, no offline
     tr.connected_since_ms = T0 + 3_600_000
     assert not tr.tick(T0 + 3_600_000 + 1000).facts  # reconnected: grace first
+
+
+def test_a_tap_after_the_idle_deadline_finds_the_session_ended_even_if_no_tick_ran(tr: Tracker) -> None:
+    """The timer may run late (after a reconnection, while the broker's backlog arrives): the
+    tap's outcome must be the one an on-time timer gives, an idle end then a new session."""
+    tr.badge("bandsaw-1", "n-bs1", 1, 2, "AAAA0001", T0 + MIN)
+    tr.observe("motor", "bandsaw-1", "n-bs1", 1, {"running": True}, T0 + 2 * MIN)
+    tr.observe("motor", "bandsaw-1", "n-bs1", 1, {"running": False}, T0 + 7 * MIN)
+    out = tr.badge("bandsaw-1", "n-bs1", 1, 9, "AAAA0002", T0 + 20 * MIN)  # no tick since 7 min
+    (closed,) = by_kind(out, GatewayKind.SESSION_CLOSE)
+    assert closed.body["reason"] == "idle" and closed.t == T0 + 17 * MIN  # not a handover at 20 min
+    assert out.commands[-1].payload["result"] == "grant"
+    assert by_kind(out, GatewayKind.SESSION_OPEN)[0].body["artisan"] == 2
+    # The same artisan back after the deadline starts a new session (no tap-out of the old one).
+    tr.observe("motor", "bandsaw-1", "n-bs1", 1, {"running": False}, T0 + 21 * MIN)
+    out = tr.badge("bandsaw-1", "n-bs1", 1, 11, "AAAA0002", T0 + 40 * MIN)
+    assert [c.payload.get("result") for c in out.commands] == ["grant"]
+    assert by_kind(out, GatewayKind.SESSION_CLOSE)[0].body["reason"] == "idle"
+    # A refused tap after the deadline: the session still ends as idle and the relay goes off.
+    tr.observe("motor", "bandsaw-1", "n-bs1", 1, {"running": False}, T0 + 41 * MIN)
+    out = tr.badge("bandsaw-1", "n-bs1", 1, 13, "FFFF0000", T0 + 60 * MIN)
+    assert by_kind(out, GatewayKind.SESSION_CLOSE)[0].body["reason"] == "idle"
+    assert [c.payload.get("cmd") or c.payload.get("result") for c in out.commands] == ["relay_off", "deny"]
