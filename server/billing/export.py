@@ -6,6 +6,10 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
+import os
+from functools import lru_cache
+from pathlib import Path
 from typing import Iterable
 
 from fpdf import FPDF
@@ -94,13 +98,37 @@ def to_csv(docs: Iterable[InvoiceDoc]) -> str:
 # --------------------------------------------------------------------------- PDF
 
 PAGE_MARGIN_MM = 12
-COLS_MM = (30, 33, 33, 22, 18, 20, 26)  # machine, start, end, measured, billed, rate, amount
+COLS_MM = (30, 30, 30, 22, 17, 27, 30)  # machine, start, end, measured, billed, rate, amount
+# A Unicode TrueType font (Debian: fonts-dejavu-core) so that names, dashes and "œ" print as
+# typed. Without it the PDF falls back to the core fonts, which only speak Latin-1.
+FONT_DIRS = ("/usr/share/fonts/truetype/dejavu", "/usr/share/fonts/dejavu", "/usr/local/share/fonts/dejavu")
+FONT_FILES = {"": "DejaVuSans.ttf", "B": "DejaVuSans-Bold.ttf", "I": "DejaVuSans-Oblique.ttf"}
+UNICODE_FAMILY = "DejaVu"
+CORE_FAMILY = "Helvetica"
+
+log = logging.getLogger("crp.billing")
+
+
+@lru_cache(maxsize=1)
+def unicode_font_dir() -> Path | None:
+    """Where the DejaVu Sans files are (``CRP_PDF_FONT_DIR`` first), or None."""
+    env = os.environ.get("CRP_PDF_FONT_DIR")
+    for d in ([env] if env else []) + list(FONT_DIRS):
+        if all((Path(d) / f).is_file() for f in FONT_FILES.values()):
+            return Path(d)
+    log.warning("no DejaVu Sans font found (install fonts-dejavu-core or set CRP_PDF_FONT_DIR): PDF invoices "
+                "use the core fonts, and characters outside Latin-1 print as '?'")
+    return None
 
 
 def _latin1(text: str) -> str:
     """The PDF core fonts speak Latin-1: keep accents, replace what cannot be shown."""
     text = text.replace("\u202f", " ").replace("\u2192", "->").replace("\u2026", "...")
     return text.encode("latin-1", "replace").decode("latin-1")
+
+
+def _as_is(text: str) -> str:
+    return text
 
 
 def format_kwh(wh: int, lang: str) -> str:
@@ -119,17 +147,27 @@ class _Pdf(FPDF):
     def __init__(self, doc: InvoiceDoc, lang: str):
         super().__init__(orientation="P", unit="mm", format="A4")
         self.doc, self.lang = doc, lang
+        fonts = unicode_font_dir()
+        if fonts is not None:
+            for style, name in FONT_FILES.items():
+                self.add_font(UNICODE_FAMILY, style, str(fonts / name))
+            self.family, self.text = UNICODE_FAMILY, _as_is
+        else:
+            self.family, self.text = CORE_FAMILY, _latin1
         self.set_margins(PAGE_MARGIN_MM, PAGE_MARGIN_MM, PAGE_MARGIN_MM)
         self.set_auto_page_break(True, margin=18)
-        self.set_title(_latin1(f"{self._t('billing.pdf.' + doc.kind)} {doc.number}"))
+        self.set_title(self.text(f"{self._t('billing.pdf.' + doc.kind)} {doc.number}"))
         self.set_creator("CRP Workshop Tracker")
 
     def _t(self, key: str, **params: object) -> str:
-        return _latin1(tr(key, self.lang, **params))
+        return self.text(tr(key, self.lang, **params))
+
+    def font(self, style: str, size: float) -> None:
+        self.set_font(self.family, style, size)
 
     def footer(self) -> None:
         self.set_y(-14)
-        self.set_font("Helvetica", "I", 8)
+        self.font("I", 8)
         self.cell(
             0, 5, self._t("billing.pdf.page", page=self.page_no(), number=self.doc.number),
             align="C",
@@ -140,27 +178,27 @@ def invoice_pdf(doc: InvoiceDoc, lang: str | None = None) -> bytes:
     """The invoice (or credit note) as a PDF, in ``lang`` (default: the document's)."""
     lang = normalize_lang(lang or doc.lang)
     pdf = _Pdf(doc, lang)
-    t = pdf._t
-    money = lambda v: _latin1(format_amount(v, doc.currency, lang))  # noqa: E731
+    t, show = pdf._t, pdf.text
+    money = lambda v: show(format_amount(v, doc.currency, lang))  # noqa: E731
     pdf.add_page()
     width = pdf.w - 2 * PAGE_MARGIN_MM
 
     # Site (issuer) block
     site = doc.site
-    pdf.set_font("Helvetica", "B", 14)
-    pdf.cell(width, 7, _latin1(site.name or site.code), new_x="LMARGIN", new_y="NEXT")
-    pdf.set_font("Helvetica", "", 9)
+    pdf.font("B", 14)
+    pdf.cell(width, 7, show(site.name or site.code), new_x="LMARGIN", new_y="NEXT")
+    pdf.font("", 9)
     for text in (site.address, site.phone, site.email):
         if text:
-            pdf.cell(width, 4.5, _latin1(text), new_x="LMARGIN", new_y="NEXT")
+            pdf.cell(width, 4.5, show(text), new_x="LMARGIN", new_y="NEXT")
     if site.tax_id:
         pdf.cell(width, 4.5, t("billing.pdf.tax_id", value=site.tax_id), new_x="LMARGIN", new_y="NEXT")
     pdf.ln(4)
 
     # Title and references
-    pdf.set_font("Helvetica", "B", 16)
+    pdf.font("B", 16)
     pdf.cell(width, 9, f"{t('billing.pdf.' + doc.kind)} {doc.number}", new_x="LMARGIN", new_y="NEXT")
-    pdf.set_font("Helvetica", "", 10)
+    pdf.font("", 10)
     refs = [
         t("billing.pdf.issued_at", date=_local(doc.issued_at_local)),
         t("billing.pdf.period", period=doc.period),
@@ -178,23 +216,23 @@ def invoice_pdf(doc: InvoiceDoc, lang: str | None = None) -> bytes:
 
     # Lines
     heads = ("machine", "start", "end", "measured", "billed", "rate", "amount")
-    pdf.set_font("Helvetica", "B", 8.5)
+    pdf.font("B", 8.5)
     pdf.set_fill_color(230, 230, 230)
     for w, h in zip(COLS_MM, heads):
         pdf.cell(w, 6, t("billing.pdf.col_" + h), border=1, fill=True, align="C")
     pdf.ln()
-    pdf.set_font("Helvetica", "", 8.5)
+    pdf.font("", 8.5)
     last_artisan = None
     for ln in doc.lines:
         if doc.bill_to_kind == "cooperative" and ln.artisan_id != last_artisan:
-            pdf.set_font("Helvetica", "B", 8.5)
-            pdf.cell(sum(COLS_MM), 5.5, _latin1(ln.artisan_name or str(ln.artisan_id)), border=1)
+            pdf.font("B", 8.5)
+            pdf.cell(sum(COLS_MM), 5.5, show(ln.artisan_name or str(ln.artisan_id)), border=1)
             pdf.ln()
-            pdf.set_font("Helvetica", "", 8.5)
+            pdf.font("", 8.5)
             last_artisan = ln.artisan_id
         m, s = divmod(ln.measured_seconds, 60)
         cells = (
-            _latin1(ln.machine),
+            show(ln.machine),
             _local(ln.start_local),
             _local(ln.end_local),
             f"{m} min {s:02d} s",
@@ -207,29 +245,29 @@ def invoice_pdf(doc: InvoiceDoc, lang: str | None = None) -> bytes:
         pdf.ln()
         if ln.energy_amount or (ln.price_per_kwh and ln.energy_wh is not None):
             # Energy priced by the rate card: included in the line's amount, explained below it.
-            pdf.set_font("Helvetica", "I", 8)
+            pdf.font("I", 8)
             kwh = format_kwh(ln.energy_wh or 0, lang)
             pdf.cell(sum(COLS_MM[:-1]), 5, t("billing.pdf.energy_line", kwh=kwh, price=money(ln.price_per_kwh)),
                      border="LRB")
             pdf.cell(COLS_MM[-1], 5, money(ln.energy_amount), border="RB", align="R")
             pdf.ln()
-            pdf.set_font("Helvetica", "", 8.5)
+            pdf.font("", 8.5)
     pdf.ln(2)
 
     # Totals
     label_w, value_w = sum(COLS_MM[:-2]), sum(COLS_MM[-2:])
-    pdf.set_font("Helvetica", "", 10)
+    pdf.font("", 10)
     pdf.cell(label_w, 6, t("billing.pdf.subtotal"), align="R")
     pdf.cell(value_w, 6, money(doc.subtotal), align="R", new_x="LMARGIN", new_y="NEXT")
     pdf.cell(label_w, 6, t("billing.pdf.tax", rate=format_rate(doc.tax_bp)), align="R")
     pdf.cell(value_w, 6, money(doc.tax), align="R", new_x="LMARGIN", new_y="NEXT")
-    pdf.set_font("Helvetica", "B", 11)
+    pdf.font("B", 11)
     pdf.cell(label_w, 7, t("billing.pdf.total"), align="R")
     pdf.cell(value_w, 7, money(doc.total), align="R", new_x="LMARGIN", new_y="NEXT")
     pdf.ln(5)
 
     # How it was computed: enough for the artisan to check it by hand
-    pdf.set_font("Helvetica", "I", 8)
+    pdf.font("I", 8)
     bases = sorted({ln.basis for ln in doc.lines})
     for b in bases:
         pdf.multi_cell(width, 4, t("billing.pdf.basis_note_" + b), new_x="LMARGIN", new_y="NEXT")
