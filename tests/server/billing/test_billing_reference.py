@@ -263,6 +263,7 @@ def test_lazy_lines_refuse_a_build_that_disagrees_with_the_length():
         raise AssertionError("no error")
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # a SQLite-only setting
 def test_a_billing_run_gives_the_sqlite_page_cache_back(world, brief_card):
     """The run enlarges SQLite's page cache for itself (memory only) and sets it back on the
     same connection, whether it succeeds or fails."""
@@ -270,8 +271,7 @@ def test_a_billing_run_gives_the_sqlite_page_cache_back(world, brief_card):
 
     from server.db import make_engine, make_sessionmaker
 
-    if not world.url.startswith("sqlite"):
-        pytest.skip("SQLite only: on PostgreSQL the run changes no connection setting")
+    assert world.url.startswith("sqlite")
     a = world.artisan("Awa")
     world.session(a.id, ms(2026, 3, 10, 9, 0), 30)
     engine = make_engine(world.url, poolclass=StaticPool)  # one connection: the run's
