@@ -234,7 +234,7 @@ def machines_page(request: Request, db: Db, settings: Settings) -> Response:
 
 
 RATE_FIELDS = ("machine", "machine_type", "price_per_hour_member", "price_per_hour_non_member", "increment_minutes",
-               "minimum_minutes", "effective_from", "effective_to")
+               "minimum_minutes", "effective_from", "effective_to", "price_per_kwh")
 RATE_ERRORS = {
     "billing.error.price_not_integer": "price_per_hour_member",
     "billing.error.negative_price": "price_per_hour_member",
@@ -249,6 +249,7 @@ RATE_ERRORS = {
     "billing.error.dates_reversed": "effective_to",
     # never an error key: lists the field so that refusals naming it (``field=...``) land there
     "field:price_per_hour_non_member": "price_per_hour_non_member",
+    "field:price_per_kwh": "price_per_kwh",
 }
 
 

@@ -40,14 +40,15 @@ def test_manager_enrols_sets_a_rate_bills_and_opens_the_pdf(web, page_for):
     page.click("nav.main >> text=Machines et tarifs")
     page.select_option("#f-machine_type", "bandsaw")
     page.fill("#f-price_per_hour_member", "1200")
+    page.fill("#f-price_per_kwh", "120")
     page.fill("#f-effective_from", "2026-01-01")
     page.click("#rate button[type=submit]")
     page.wait_for_selector(".done")
-    assert "1\u202f200 XOF" in page.inner_text("#rates")
+    assert "1\u202f200 XOF" in page.inner_text("#rates") and "120 XOF" in page.inner_text("#rates")
     shot(page, "manager-machines")
     cards = web.ok(web.api.get("/api/v1/rate-cards"))
-    assert [(c["machine_type"], c["price_per_hour_member"], c["price_per_hour_non_member"]) for c in cards] == [
-        ("bandsaw", 1200, 1200)]
+    assert [(c["machine_type"], c["price_per_hour_member"], c["price_per_hour_non_member"], c["price_per_kwh"])
+            for c in cards] == [("bandsaw", 1200, 1200, 120)]
 
     # Billing run for March: one invoice (50 min rounded up to 60 at 1 200/h).
     page.click("nav.main >> text=Facturation")
