@@ -375,12 +375,8 @@ class Tracker:
                 if self._locked(m.id):
                     self._emit(out, self._close(m, now_ms, EndReason.LOCKOUT))
                     out.commands.append(self._relay_off(m.id, "lockout"))
-                elif not m.motor:
-                    idle_from = max(m.last_activity_ms or s.start_ms, s.start_ms)
-                    deadline = idle_from + self._idle_timeout_ms(m.id)
-                    if now_ms >= deadline:
-                        self._emit(out, self._close(m, deadline, EndReason.IDLE))
-                        out.commands.append(self._relay_off(m.id, "idle"))
+                elif self._expire_idle(m, now_ms, out):
+                    out.commands.append(self._relay_off(m.id, "idle"))
             self._emit(out, self._state_fact(m, now_ms, "tick"))
         return out
 

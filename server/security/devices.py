@@ -1,5 +1,6 @@
 """MQTT devices: provision a node (one machine), a metering plug (one machine, its firmware's
-topics) or a gateway (one site) with its own broker user. The password is generated, shown once and never stored: only its Mosquitto hash."""
+topics) or a gateway (one site) with its own broker user. The password is generated, shown
+once and never stored: only its Mosquitto hash."""
 
 from __future__ import annotations
 
