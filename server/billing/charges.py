@@ -221,15 +221,20 @@ class LocalClock:
             return self.date(ms).toordinal() - _EPOCH_ORDINAL
         return (ms + entry[0]) // 1000 // DAY_S
 
-    def day_and_iso(self, ms: int) -> tuple[int, str]:
-        """``(local_day(ms), iso(ms))`` in one look-up."""
-        entry = self._hours.get(ms // HOUR_MS) or self._hour(ms)
-        if not entry:
-            return self.local_day(ms), self.iso(ms)
-        local_s = (ms + entry[0]) // 1000
-        local_hour, sec = divmod(local_s, 3600)
-        head = self._local_hours.get(local_hour) or self._local_hour_text(local_hour)
-        return local_s // DAY_S, head + entry[1][sec]
+    def span(self, start: int, end: int) -> tuple[int, str, str]:
+        """``(local_day(start), iso(start), iso(end))`` in one call: what a billing run needs
+        of each session (it saves a call and a look-up per session)."""
+        hours = self._hours
+        a = hours.get(start // HOUR_MS) or self._hour(start)
+        b = hours.get(end // HOUR_MS) or self._hour(end)
+        if not (a and b):
+            return self.local_day(start), self.iso(start), self.iso(end)
+        heads = self._local_hours
+        local_s = (start + a[0]) // 1000
+        hour, sec = divmod(local_s, 3600)
+        start_text = (heads.get(hour) or self._local_hour_text(hour)) + a[1][sec]
+        hour, sec = divmod((end + b[0]) // 1000, 3600)
+        return local_s // DAY_S, start_text, (heads.get(hour) or self._local_hour_text(hour)) + b[1][sec]
 
     def date(self, ms: int) -> dt.date:
         entry = self._hours.get(ms // HOUR_MS) or self._hour(ms)

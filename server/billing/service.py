@@ -351,7 +351,7 @@ def _charges(
     # artisan -> (member flag, append to the artisan's charges): one look-up per session
     of_artisan = {i: (a.member, lines_of[i].append) for i, a in artisans.items()}
     clock = local_clock(site.tz)
-    iso, day_and_iso = clock.iso, clock.day_and_iso
+    span = clock.span
     # (machine, local day) -> (card, its basis) or None; (card, member, seconds) -> price
     picked: dict[tuple[str, int], tuple[RateCard, str] | None] = {}
     used: dict[int, RateCard] = {}  # id(card) -> card, in the order of first use
@@ -364,7 +364,7 @@ def _charges(
                 raise BillingError("billing.error.unknown_artisan", artisan=artisan_id)
             continue
         member, add = artisan
-        local_day, start_local = day_and_iso(start)
+        local_day, start_local, end_local = span(start, end)
         day_key = (machine, local_day)
         picked_card = card_of(day_key, _UNSEEN)
         if picked_card is _UNSEEN:
@@ -396,7 +396,7 @@ def _charges(
             wh = metered_wh(energy)
             energy_amount = energy_amount_for(wh, per_kwh)
         # the _Charge fields, in order
-        add((artisan_id, start_local, str(sid), machine, iso(end), basis, secs, minutes, rate,
+        add((artisan_id, start_local, str(sid), machine, end_local, basis, secs, minutes, rate,
              amount + energy_amount, member, card_id, start, end, wh, per_kwh, energy_amount))
     return lines_of, artisans, list(used.values())
 
@@ -524,11 +524,8 @@ def _issue(db, s, p, counter, year, groups, artisans, issued_at, tax_bp, lang) -
         db.add(inv)
         invoices.append((inv, g))
     db.flush()
-    if invoices:
-        try:
-            _insert_lines(db, [(inv.id, g.lines) for inv, g in invoices])
-        except IntegrityError:  # a concurrent run billed one of these sessions first
-            raise Conflict("billing.error.already_billed") from None
+    if invoices:  # Conflict if a concurrent run billed one of these sessions first
+        _insert_lines(db, [(inv.id, g.lines) for inv, g in invoices])
     return [
         InvoiceDoc(
             kind=numbering.INVOICE,
@@ -567,26 +564,60 @@ LINE_COLUMNS = ("invoice_id", "kind", *_Charge._fields)  # every column but the 
 
 def _insert_lines(db: DbSession, invoices: list[tuple[int, list[tuple]]]) -> None:
     """INSERT the charge lines (tuples in :class:`_Charge` order) of each ``(invoice id,
-    lines)``, with kind ``charge``. On SQLite and psycopg: one executemany per invoice of a
-    statement that has the invoice id and kind as constants, so the charge tuples are handed to
-    the driver as they are, without building a row per line. Lines are only ever inserted: the
-    ORM guard and the database triggers still refuse any UPDATE or DELETE of them."""
+    lines)``, with kind ``charge``, in invoice order, then line order: the lines' ids keep the
+    order of an invoice.
+
+    - PostgreSQL (psycopg): one ``COPY ... FROM STDIN`` in the run's transaction, about twice
+      as fast as a pipelined executemany; the database checks the same constraints.
+    - SQLite (and other positional drivers): one executemany per invoice of a statement that
+      has the invoice id and kind as constants, so the charge tuples go to the driver as they are.
+    - Any other driver: one executemany with named parameters.
+
+    A line whose session is already on an invoice (a concurrent run got there first) raises
+    :class:`Conflict`: the caller's transaction rolls back with nothing issued. Lines are only
+    ever inserted: the ORM guard and the database triggers still refuse any UPDATE or DELETE."""
     conn = db.connection()
     dialect = conn.dialect
-    placeholder = {"qmark": "?", "format": "%s", "pyformat": "%s"}.get(dialect.paramstyle)
-    if placeholder is None:  # another driver: named parameters, one executemany
-        compiled = insert(InvoiceLine.__table__).compile(
-            dialect=dialect, column_keys=list(LINE_COLUMNS)
-        )
-        conn.exec_driver_sql(
-            compiled.string,
-            [dict(zip(LINE_COLUMNS, (iid, "charge", *c))) for iid, lines in invoices for c in lines],
-        )
-        return
-    prep = dialect.identifier_preparer
-    head = "INSERT INTO {} ({}) VALUES (".format(
-        prep.format_table(InvoiceLine.__table__), ", ".join(prep.quote(c) for c in LINE_COLUMNS)
-    )
+    driver_errors = (IntegrityError, dialect.loaded_dbapi.IntegrityError)
+    try:
+        placeholder = {"qmark": "?", "format": "%s", "pyformat": "%s"}.get(dialect.paramstyle)
+        if dialect.driver == "psycopg":
+            _copy_lines(conn, invoices)
+        elif placeholder is not None:
+            _executemany_lines(conn, invoices, placeholder)
+        else:
+            compiled = insert(InvoiceLine.__table__).compile(
+                dialect=dialect, column_keys=list(LINE_COLUMNS)
+            )
+            conn.exec_driver_sql(
+                compiled.string,
+                [dict(zip(LINE_COLUMNS, (iid, "charge", *c)))
+                 for iid, lines in invoices for c in lines],
+            )
+    except driver_errors:
+        raise Conflict("billing.error.already_billed") from None
+
+
+def _line_table_and_columns(conn) -> tuple[str, str]:  # noqa: ANN001
+    prep = conn.dialect.identifier_preparer
+    return (prep.format_table(InvoiceLine.__table__),
+            ", ".join(prep.quote(c) for c in LINE_COLUMNS))
+
+
+def _copy_lines(conn, invoices: list[tuple[int, list[tuple]]]) -> None:  # noqa: ANN001
+    table, columns = _line_table_and_columns(conn)
+    raw = conn.connection.driver_connection  # the psycopg connection, in the run's transaction
+    with raw.cursor() as cur, cur.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+        write = copy.write_row
+        for invoice_id, lines in invoices:
+            head = (int(invoice_id), "charge")
+            for c in lines:
+                write(head + c)
+
+
+def _executemany_lines(conn, invoices: list[tuple[int, list[tuple]]], placeholder: str) -> None:  # noqa: ANN001
+    table, columns = _line_table_and_columns(conn)
+    head = f"INSERT INTO {table} ({columns}) VALUES ("
     tail = ", 'charge', " + ", ".join([placeholder] * len(_Charge._fields)) + ")"
     for invoice_id, lines in invoices:
         # the id is an integer the database just gave the invoice (int() makes sure of it)

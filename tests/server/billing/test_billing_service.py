@@ -419,3 +419,28 @@ def test_two_concurrent_billing_runs_bill_each_session_once(world, brief_card):
     world.db.expire_all()
     _check_invariants(world.db)
     assert count(world.db, InvoiceLine) == 60
+
+
+def test_a_session_already_on_an_invoice_at_insert_time_refuses_the_whole_run(world, brief_card, monkeypatch):
+    """The UNIQUE session_id is the last guard of "billed once": if a session slips past the
+    unbilled filter (a concurrent run committed it in between), the line insert (COPY on
+    PostgreSQL, executemany on SQLite) fails, the run issues nothing and says why."""
+    a, b = world.artisan("Awa"), world.artisan("Binta")
+    world.session(a.id, ms(2026, 3, 2, 9, 0), 30)
+    world.session(b.id, ms(2026, 3, 3, 9, 0), 45)
+    first = service.run_billing(world.db, "DKR", "2026-03", ISSUED, tax_bp=1800)
+    assert len(first) == 2
+    invoices_before = count(world.db, Invoice)
+    # the second run no longer sees what the first billed
+    monkeypatch.setattr(
+        service, "_unbilled_filter",
+        lambda site, lo, hi: [service.Session.site == site, service.Session.open.is_(False)],
+    )
+    with pytest.raises(Conflict) as err:
+        service.run_billing(world.db, "DKR", "2026-03", ISSUED, tax_bp=1800)
+    assert err.value.key == "billing.error.already_billed"
+    world.db.rollback()
+    assert count(world.db, Invoice) == invoices_before
+    assert count(world.db, InvoiceLine) == 2
+    counter = world.db.scalars(select(InvoiceCounter)).one()
+    assert counter.last_seq == 2  # no number was used up by the refused run

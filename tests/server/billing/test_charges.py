@@ -237,8 +237,9 @@ from hypothesis import given as _given, settings as _settings, strategies as _st
 @_settings(max_examples=400, deadline=None)
 @_given(_st.sampled_from(["Africa/Dakar", "Africa/Douala", "Europe/Paris", "Australia/Lord_Howe",
                           "America/St_Johns", "Africa/Casablanca", "Asia/Kathmandu"]),
-        _st.integers(min_value=-2_500_000_000_000, max_value=4_000_000_000_000))
-def test_local_clock_agrees_with_zoneinfo(tz: str, ms: int) -> None:
+        _st.integers(min_value=-2_500_000_000_000, max_value=4_000_000_000_000),
+        _st.integers(min_value=0, max_value=40 * 86_400_000))
+def test_local_clock_agrees_with_zoneinfo(tz: str, ms: int, length_ms: int) -> None:
     import datetime as _dt
     from zoneinfo import ZoneInfo
 
@@ -248,3 +249,11 @@ def test_local_clock_agrees_with_zoneinfo(tz: str, ms: int) -> None:
     clock = local_clock(tz)
     assert clock.date(ms) == ref.date()
     assert clock.iso(ms) == ref.isoformat(timespec="seconds")
+    # a billing run's path: a session's local start day and both ends' text in one call
+    end = ms + length_ms
+    ref_end = (_dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc) + _dt.timedelta(milliseconds=end)).astimezone(ZoneInfo(tz))
+    assert clock.span(ms, end) == (
+        ref.date().toordinal() - _dt.date(1970, 1, 1).toordinal(),
+        ref.isoformat(timespec="seconds"),
+        ref_end.isoformat(timespec="seconds"),
+    )
