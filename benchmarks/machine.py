@@ -41,3 +41,17 @@ def describe() -> dict[str, Any]:
     return {"cpu": _cpu_model(), "cores": os.cpu_count(), "ram_gb": _ram_gb(),
             "python": platform.python_version(), "mosquitto": mosquitto_version(),
             "os": f"{platform.system()} {platform.release()}", "load_average_at_start": load_average()}
+
+
+def postgres_version(url: str) -> str:
+    """``PostgreSQL 15.19`` of the server at ``url`` (or why it could not be read)."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(url)
+    try:
+        with engine.connect() as c:
+            return "PostgreSQL " + str(c.execute(text("SHOW server_version")).scalar()).split()[0]
+    except Exception as e:  # noqa: BLE001 - the billing benchmark will report the failure itself
+        return f"PostgreSQL (unreachable: {type(e).__name__})"
+    finally:
+        engine.dispose()

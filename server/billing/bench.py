@@ -2,6 +2,9 @@
 
     python -m server.billing.bench 100000 [DATABASE_URL]
 
+Without a URL the run uses a SQLite file in a temporary folder; with a PostgreSQL URL it uses
+a new schema of that database, dropped afterwards.
+
 A figure to watch, never a timed assert (``make bench`` calls :func:`bench_billing`)."""
 
 from __future__ import annotations
@@ -10,7 +13,11 @@ import datetime as dt
 import sys
 import tempfile
 import time
+import urllib.parse
+import uuid
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 from sqlalchemy import func, insert, select
 
@@ -71,15 +78,47 @@ def _seed(url: str, n_sessions: int) -> None:
         engine.dispose()
 
 
+@contextmanager
+def scratch_database(database_url: str | None) -> Iterator[str]:
+    """An empty database for one run: a SQLite file in a temporary folder (``None`` or a
+    ``sqlite`` URL's folder is ignored), or on PostgreSQL a new schema of the given database,
+    dropped afterwards (the database itself is never changed otherwise)."""
+    if database_url is None or database_url.startswith("sqlite"):
+        with tempfile.TemporaryDirectory() as tmp:
+            yield f"sqlite:///{Path(tmp) / 'bench.db'}"
+        return
+    from sqlalchemy import create_engine, text
+
+    schema = f"bench_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(database_url)
+    try:
+        with admin.begin() as c:
+            c.execute(text(f'CREATE SCHEMA "{schema}"'))
+        try:
+            yield _with_search_path(database_url, schema)
+        finally:
+            with admin.begin() as c:
+                c.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+    finally:
+        admin.dispose()
+
+
+def _with_search_path(url: str, schema: str) -> str:
+    parts = urllib.parse.urlsplit(url)
+    query = urllib.parse.parse_qsl(parts.query)
+    query.append(("options", f"-csearch_path={schema}"))
+    return urllib.parse.urlunsplit(parts._replace(query=urllib.parse.urlencode(query)))
+
+
 def bill_synthetic(n_sessions: int, database_url: str | None = None) -> tuple[float, int, int]:
-    """Seed ``n_sessions`` closed sessions, bill them; returns (seconds, invoices, lines)."""
+    """Seed ``n_sessions`` closed sessions in a scratch database (see
+    :func:`scratch_database`), bill them; returns (seconds, invoices, lines)."""
     from server.db import make_engine, make_sessionmaker
 
     from . import service
     from .models import InvoiceLine
 
-    with tempfile.TemporaryDirectory() as tmp:
-        url = database_url or f"sqlite:///{Path(tmp) / 'bench.db'}"
+    with scratch_database(database_url) as url:
         _seed(url, n_sessions)
         engine = make_engine(url)
         try:
