@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 import urllib.parse
 import uuid
 from pathlib import Path
@@ -25,6 +26,29 @@ def need_service(reason: str) -> None:
     if IN_CI:
         pytest.fail(f"required service missing in CI: {reason}")
     pytest.skip(reason)
+
+
+# Tests that play on an accelerated real-time clock or run stacks of processes. Under
+# pytest-xdist (``-n 2 --dist loadgroup``) they all run on one worker, one at a time, as they
+# do without it; the other worker takes the rest.
+REALTIME_PATHS = ("tests/benchmarks/", "tests/crp_cli/", "tests/deploy/", "tests/e2e/", "tests/firmware_sim/",
+                  "tests/gateway/test_mqttio.py", "tests/gateway/test_plugs_live.py",
+                  "tests/server/telemetry/", "tests/web/test_routes_board.py")
+
+
+# The longest and busiest of them (the demo alone keeps more than one core busy) go last under
+# xdist, when the other worker has finished and they have the machine to themselves.
+REALTIME_LAST = ("tests/e2e/test_link_cut.py", "tests/e2e/test_faults_generated.py", "tests/crp_cli/test_demo.py")
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    root = Path(str(config.rootpath))
+    rel = {item: Path(str(item.path)).relative_to(root).as_posix() for item in items}
+    for item in items:
+        if rel[item].startswith(REALTIME_PATHS):
+            item.add_marker(pytest.mark.xdist_group("realtime"))
+    if hasattr(config, "workerinput"):  # an xdist worker: every worker sorts the same way
+        items.sort(key=lambda item: REALTIME_LAST.index(rel[item]) + 1 if rel[item] in REALTIME_LAST else 0)
 
 
 # --------------------------------------------------------------------------- MQTT
@@ -81,6 +105,46 @@ def _pg_schema_url(base: str, schema: str) -> str:
     q = urllib.parse.parse_qsl(parts.query)
     q.append(("options", f"-csearch_path={schema}"))
     return urllib.parse.urlunsplit(parts._replace(query=urllib.parse.urlencode(q)))
+
+
+class MigratedSqlite:
+    """The migrations run once per session into a template SQLite file, copied for each test
+    that needs a migrated SQLite database: a copy is the same database as a fresh ``upgrade()``
+    (about 70 ms a test). PostgreSQL tests still migrate their own schema: copying a database
+    (CREATE DATABASE ... TEMPLATE) writes it all to the WAL, slower here than the migrations.
+    The migrations themselves are tested on empty databases (tests/server/test_db.py)."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self._template: Path | None = None
+
+    def fill(self, path: Path) -> None:
+        """``path`` (not created yet) becomes a copy of the migrated template."""
+        from server.db import upgrade
+
+        if self._template is None:
+            template = self.root / "template.db"
+            upgrade(f"sqlite:///{template}")
+            # upgrade() disposed its engine: the last connection checkpointed the WAL into the file.
+            assert not Path(f"{template}-wal").exists(), "the template's WAL was not checkpointed"
+            self._template = template
+        assert not path.exists(), path
+        shutil.copyfile(self._template, path)
+
+    def migrate(self, url: str) -> None:
+        """Bring the empty test database at ``url`` (from ``database_url``) to the migrations'
+        head: a copy of the template for a SQLite file not created yet, else ``upgrade()``."""
+        from server.db import upgrade
+
+        if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
+            self.fill(Path(url.removeprefix("sqlite:///")))
+        else:
+            upgrade(url)
+
+
+@pytest.fixture(scope="session")
+def migrated_sqlite(tmp_path_factory) -> MigratedSqlite:
+    return MigratedSqlite(tmp_path_factory.mktemp("migrated"))
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 
 from crp_common.events import IngestBatch
 from server.app import create_app
-from server.db import make_engine, make_sessionmaker, upgrade
+from server.db import make_engine, make_sessionmaker
 from server.settings import ServerSettings
 
 ADMIN_TOKEN = "test-admin-token"
@@ -22,8 +22,9 @@ MIN = 60_000
 
 
 @pytest.fixture
-def migrated_url(database_url: str) -> str:
-    upgrade(database_url)
+def migrated_url(database_url: str, migrated_sqlite) -> str:
+    """``database_url`` at the migrations' head (on SQLite a copy of the session's migrated file)."""
+    migrated_sqlite.migrate(database_url)
     return database_url
 
 

@@ -11,7 +11,6 @@ import httpx
 import pytest
 from argon2 import PasswordHasher
 
-from server.db import upgrade
 from server.security import passwords
 from server.settings import ServerSettings
 from tests.conftest import need_service
@@ -40,9 +39,9 @@ def browser():
 
 
 @pytest.fixture
-def web(tmp_path: Path) -> Iterator[Web]:
+def web(tmp_path: Path, migrated_sqlite) -> Iterator[Web]:
     url = f"sqlite:///{tmp_path / 'web.db'}"
-    upgrade(url)
+    migrated_sqlite.fill(tmp_path / "web.db")  # the same database as upgrade(url), copied
     settings = ServerSettings(database_url=url, demo_mode=False, secret_key="web-test-secret-" + "x" * 32,
                               admin_token=ADMIN_TOKEN, default_site="DKR", background_jobs=False, _env_file=None)
     server = LiveServer(settings).start()
