@@ -312,7 +312,7 @@ class Stack:
             if p is not None:
                 p.stop()
         if self._monitor is not None:
+            self._monitor.disconnect()  # first: a stopped loop would wait out its 1 s select
             self._monitor.loop_stop()
-            self._monitor.disconnect()
             self._monitor = None
         self.broker.stop()

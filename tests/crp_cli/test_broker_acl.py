@@ -64,8 +64,8 @@ class Client:
             return any(t == topic for t, _ in self.msgs)
 
     def close(self) -> None:
+        self.c.disconnect()  # first: a stopped loop would wait out its 1 s select
         self.c.loop_stop()
-        self.c.disconnect()
 
 
 @pytest.fixture(scope="module")

@@ -91,5 +91,5 @@ def test_gateway_reads_and_commands_plugs_and_the_simulator_cannot(broker):
         assert not [m for m in sim_msgs if not m[0].startswith("crp/v1/")]
     finally:
         for c in (gw, sim):
-            c.loop_stop()
             c.disconnect()
+            c.loop_stop()

@@ -167,6 +167,7 @@ def test_alerts_notifications_lockout_and_work_orders(tmp_path: Path) -> None:
             assert api.get("/api/v1/machines/arc-welder-2").json()["locked"] is False
     finally:
         if "listener" in locals():
+            listener.disconnect()
             listener.loop_stop()
         stack.stop()
         hooks.stop()

@@ -28,6 +28,7 @@ from firmware_sim.workshop import load_workshop
 from server.models import Event, Session
 
 from tests.conftest import need_service
+from tests.e2e.pg import kill_db_connections
 
 SPEED = 300.0  # simulated seconds per real second
 DAY = dt.date(2026, 3, 2)  # a Monday; Dakar is UTC+0
@@ -172,8 +173,8 @@ class Run:
 
     def stop_recording(self) -> None:
         if getattr(self, "_recorder", None) is not None:
-            self._recorder.loop_stop()
             self._recorder.disconnect()
+            self._recorder.loop_stop()
             self._recorder = None
 
     def stop(self) -> None:
@@ -281,13 +282,10 @@ def test_broker_gateway_and_server_kill9_lose_nothing(run: Run) -> None:
         s.start_gateway(wait_cache=False)
         log.append("gateway restarted")
         if run.database_url.startswith("postgresql"):
-            # The database drops every connection of the server (a restart, a network blip).
+            # The database drops every connection of the server (a restart, a network blip);
+            # only the server's: other tests may share the database.
             wait_until(1300)
-            engine = create_engine(run.database_url)
-            with engine.connect() as c:
-                c.exec_driver_sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                                  " WHERE datname = current_database() AND pid <> pg_backend_pid()")
-            engine.dispose()
+            assert kill_db_connections(run.database_url, s.server.proc.pid) >= 1
             log.append("database connections killed")
         wait_until(1450)
         s.server.kill9()
@@ -342,8 +340,8 @@ def test_replays_are_counted_once(run: Run) -> None:
     while not all(i.is_published() for i in infos) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert all(i.is_published() for i in infos)
-    c.loop_stop()
     c.disconnect()
+    c.loop_stop()
     s.wait_settled(60, after_ms=run.clock.now_ms() + 5000)
     assert run.event_count() == events
     assert [(x.id, x.start_ms, x.end_ms, x.run_ms, x.end_reason) for x in run.sessions()] == before
@@ -382,8 +380,8 @@ def test_bad_input_is_dead_lettered_and_the_gateway_keeps_running(run: Run) -> N
               "ts": run.clock.now() - 6 * 365 * 86400}
     sent_ms = run.clock.now_ms()
     c.publish("crp/v1/DKR/bandsaw-2/status", json.dumps(skewed), qos=1).wait_for_publish(5)
-    c.loop_stop()
     c.disconnect()
+    c.loop_stop()
     settled = s.wait_settled(30, after_ms=run.clock.now_ms() + 2000, open_sessions=None)
     dead = json.loads(subprocess.run(crp_cmd("gateway", "dead-letters", "--data-dir", str(s.workdir / "gateway")),
                                      capture_output=True, text=True, check=True).stdout)

@@ -97,8 +97,8 @@ class Observer:
             self.msgs.clear()
 
     def close(self) -> None:
-        self.client.loop_stop()
         self.client.disconnect()
+        self.client.loop_stop()
 
 
 @pytest.mark.parametrize("pid", ["plug-t", "plug-s1", "plug-s2"])

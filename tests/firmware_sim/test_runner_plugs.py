@@ -114,8 +114,8 @@ class PlugGateway:
         c.publish(topic, payload, qos=qos)
 
     def close(self) -> None:
-        self.client.loop_stop()
         self.client.disconnect()
+        self.client.loop_stop()
 
 
 class Observer:
@@ -133,8 +133,8 @@ class Observer:
             return [(t, p) for t, p in self.msgs if (r := ROUTER.route(t)) is not None and r.plug == pid]
 
     def close(self) -> None:
-        self.client.loop_stop()
         self.client.disconnect()
+        self.client.loop_stop()
 
 
 def readings(msgs):

@@ -147,8 +147,8 @@ def _subscribe(c, topic):
 
 
 def _close(c):
+    c.disconnect()  # first: a stopped loop would wait out its 1 s select
     c.loop_stop()
-    c.disconnect()
 
 
 def test_anonymous_and_wrong_passwords_are_refused(devices_broker):
