@@ -94,14 +94,18 @@ def _seed(url: str, n_sessions: int) -> None:
 
 @contextmanager
 def scratch_database(database_url: str | None) -> Iterator[str]:
-    """An empty database for one run: a SQLite file in a temporary folder (``None`` or a
-    ``sqlite`` URL's folder is ignored), or on PostgreSQL a new schema of the given database,
-    dropped afterwards (the database itself is never changed otherwise)."""
-    if database_url is None or database_url.startswith("sqlite"):
+    """The database of one run: without a URL a SQLite file in a temporary folder, removed
+    afterwards; a SQLite URL as it is (an empty database is the caller's business); on
+    PostgreSQL a new schema of the given database, dropped afterwards (nothing else of that
+    database is touched)."""
+    if database_url is None:
         with tempfile.TemporaryDirectory() as tmp:
             yield f"sqlite:///{Path(tmp) / 'bench.db'}"
         return
-    from sqlalchemy import create_engine, text
+    if database_url.startswith("sqlite"):
+        yield database_url
+        return
+    from sqlalchemy import create_engine
 
     schema = f"bench_{uuid.uuid4().hex[:12]}"
     admin = create_engine(database_url)
