@@ -11,15 +11,11 @@ from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from server.billing import service
-from server.billing.charges import EPOCH
 from server.billing.errors import Conflict
 from server.billing.models import InvoiceLine
+from tests.server.billing.conftest import ms
 
 ISSUED = dt.datetime(2026, 4, 2, 9, 0, tzinfo=dt.UTC)
-
-
-def ms(*args: int) -> int:
-    return (dt.datetime(*args, tzinfo=dt.UTC) - EPOCH) // dt.timedelta(milliseconds=1)
 
 
 def _bill(world, brief_card):
@@ -33,9 +29,8 @@ def _bill(world, brief_card):
 
 def _charge(line: InvoiceLine, session_id: str, rate_card_id: int | None) -> tuple:
     """A charge tuple in the order billing inserts (service._Charge), copied from ``line``."""
-    return (line.artisan_id, line.start_local, session_id, line.machine, line.end_local, line.basis,
-            line.measured_seconds, line.billed_minutes, line.rate_per_hour, line.amount, line.member,
-            rate_card_id, line.start_ms, line.end_ms, line.energy_wh, line.price_per_kwh, line.energy_amount)
+    fields = {f: getattr(line, f) for f in service._Charge._fields}
+    return tuple(service._Charge(**{**fields, "session_id": session_id, "rate_card_id": rate_card_id}))
 
 
 def _is_postgres(world) -> bool:
